@@ -1,0 +1,27 @@
+# `make demo` and `make test` work on a fresh machine: each creates .venv with plain pip if needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	test -f .demo/data/res101.mat || $(VENV)/bin/zsl-search data synth .demo/data --preset demo
+	$(VENV)/bin/zsl-search train --data .demo/data --variant fclswgan --epochs 10 --set hidden=512 --logdir .demo/tb
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf .demo zsl-results .pytest_cache

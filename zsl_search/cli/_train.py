@@ -1,0 +1,102 @@
+"""``zsl-search train``: train one variant on one dataset and report U, S, H per epoch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one GAN variant and evaluate it (GZSL U/S/H)")
+    p.add_argument("--data", required=True, type=Path, help="xlsa17 dataset directory (res101.mat + att_splits.mat)")
+    p.add_argument("--variant", required=True, help="GAN variant (see `zsl-search variants`)")
+    p.add_argument("--protocol", default="validation", choices=["validation", "test"],
+                   help="validation: train classes vs val classes, never reads test (default); test: published protocol")
+    p.add_argument("--epochs", type=int, help="training epochs (default: the variant's reference value)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter, e.g. --set lr_g=1e-4 (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--semantics", default="att_splits.mat", help="class-semantics file in the dataset directory")
+    p.add_argument("--preprocess", default="minmax", choices=["minmax", "l2", "none"])
+    p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
+    p.add_argument("--logdir", type=Path, help="write TensorBoard event files here")
+    p.add_argument("--checkpoint", type=Path, help="save state here after every epoch; resume from it if present")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    p.set_defaults(run=run)
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; raises `ConfigError` on a malformed item."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lr_g=1e-4")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_xlsa, make_split
+    from ..models import get_variant
+    from ..train import train
+
+    variant = get_variant(args.variant)
+    overrides: dict[str, Any] = parse_overrides(args.overrides)
+    if args.epochs is not None:
+        if args.epochs < 0:
+            raise ConfigError("--epochs must be >= 0")
+        overrides["epochs"] = args.epochs
+    if args.eval_every < 1:
+        raise ConfigError("--eval-every must be >= 1")
+    # Validate the hyperparameters before touching the data: a typo fails in milliseconds.
+    variant.make_params(overrides)
+    ds = load_xlsa(args.data, semantics=args.semantics)
+    params = variant.make_params(overrides, dataset=ds.name)
+    split = make_split(ds, args.protocol, seed=args.seed, preprocess=args.preprocess)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"{variant.name} on {ds.name} ({args.protocol}): {split.n_seen} seen / {split.n_unseen} unseen classes, "
+          f"{split.train_x.shape[0]} training features, {params.epochs} epochs", file=out, flush=True)
+
+    writer = None
+    if args.logdir is not None:
+        from tensorboardX import SummaryWriter
+
+        writer = SummaryWriter(str(args.logdir))
+
+    def on_epoch(trainer: Any, row: dict[str, float]) -> None:
+        shown = " ".join(f"{k}={row[k]:.4f}" for k in ("loss_d", "loss_g", "U", "S", "H") if k in row)
+        print(f"epoch {int(row['epoch'])}/{params.epochs} {shown}", file=out, flush=True)
+        if writer is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, int(row["epoch"]))
+        if args.checkpoint is not None:
+            trainer.save(args.checkpoint)
+
+    try:
+        result = train(split, variant=variant.name, params=params, seed=args.seed, device=args.device,
+                       eval_every=args.eval_every, on_epoch=on_epoch, resume=args.checkpoint)
+    finally:
+        if writer is not None:
+            writer.close()
+    m = result.metrics
+    print(f"final: U={m['U']:.4f} S={m['S']:.4f} H={m['H']:.4f} zsl_acc={m['zsl_acc']:.4f} "
+          f"retrieval_map={m['retrieval_map']:.4f} ({result.seconds:.1f}s)", file=out, flush=True)
+    if args.json:
+        summary = {"variant": variant.name, "dataset": ds.name, "protocol": args.protocol, "epochs": result.epochs,
+                   "seed": args.seed, **m, "seconds": round(result.seconds, 3), "params": params_dict(params)}
+        print(json.dumps(summary))
+    return 0
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(params)

@@ -1,0 +1,90 @@
+"""The reference softmax classifier: one linear layer + log-softmax + NLL, trained with Adam."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+
+
+def fit_softmax(
+    x: Tensor,
+    y: Tensor,
+    n_classes: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float = 1e-3,
+    beta1: float = 0.5,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    on_epoch: Callable[[int, nn.Linear], None] | None = None,
+) -> nn.Linear:
+    """Train a linear softmax classifier on features ``x`` with labels ``y``.
+
+    As in the reference code: weights N(0, 0.02), zero bias, log-softmax + NLL loss,
+    Adam(lr, betas=(beta1, 0.999)), a fresh shuffle every epoch, last batch kept even if short.
+    Initialisation and shuffling draw from one ``torch.Generator`` seeded with ``seed``; the
+    global RNG is neither used nor advanced, so the same inputs and seed give the same weights.
+
+    Args:
+        x: (N, D) features (cast to float32 and moved to ``device``).
+        y: (N,) int labels in [0, n_classes).
+        n_classes: number of output classes.
+        epochs: passes over the data (0 returns the initialised layer).
+        batch_size: samples per Adam step.
+        lr: Adam learning rate.
+        beta1: Adam first-moment decay.
+        seed: seed of the generator for init and shuffling.
+        device: where to train.
+        on_epoch: called as ``on_epoch(epoch, layer)`` after each epoch, epoch counted from 0,
+            e.g. to evaluate and keep the best epoch. It must not change the layer.
+
+    Returns:
+        The trained ``nn.Linear(D, n_classes)`` on ``device`` (logits; apply softmax yourself).
+        Its parameters still require grad; freeze them if the classifier is used as a fixed loss.
+
+    Raises:
+        ConfigError: ``epochs`` < 0 or ``batch_size`` < 1.
+        ValueError: ``x``/``y`` shapes disagree, ``x`` is empty, or a label is outside [0, n_classes).
+    """
+    if epochs < 0:
+        raise ConfigError(f"fit_softmax: epochs={epochs}; set the classifier epochs to 0 or more")
+    if batch_size < 1:
+        raise ConfigError(f"fit_softmax: batch_size={batch_size}; set the batch size to 1 or more")
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"fit_softmax: expected x (N, D) and y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if len(x) == 0:
+        raise ValueError("fit_softmax: no training samples")
+    device = torch.device(device)
+    x = x.to(device=device, dtype=torch.float32)  # (N, D)
+    y = y.to(device=device, dtype=torch.long)  # (N,)
+    if int(y.min()) < 0 or int(y.max()) >= n_classes:
+        raise ValueError(f"fit_softmax: labels in [{int(y.min())}, {int(y.max())}], outside [0, {n_classes})")
+
+    # CPU generator for init and shuffling: the same numbers whatever the training device.
+    gen = torch.Generator().manual_seed(seed)
+    # skip_init: plain nn.Linear(...) would draw its default init from the global RNG.
+    layer = nn.utils.skip_init(nn.Linear, x.shape[1], n_classes)
+    with torch.no_grad():
+        nn.init.normal_(layer.weight, 0.0, 0.02, generator=gen)
+        nn.init.zeros_(layer.bias)
+    layer = layer.to(device)
+    opt = torch.optim.Adam(layer.parameters(), lr=lr, betas=(beta1, 0.999))
+
+    n = len(x)
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=gen).to(device)  # (N,)
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            loss = F.nll_loss(F.log_softmax(layer(x[idx]), dim=1), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if on_epoch is not None:
+            on_epoch(epoch, layer)
+    return layer

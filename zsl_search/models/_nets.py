@@ -1,0 +1,53 @@
+"""Building blocks and loss families shared by the variants."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["init_normal", "FiLM", "wgan_gp_critic_loss", "lsgan_loss", "bce_loss"]
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """N(0, std) weights and zero biases for every Linear, as all the reference codebases do."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.zeros_(m.bias)
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation ``gamma(a) * h + beta(a)``; gamma and beta are each one
+    Linear layer followed by LeakyReLU(0.01), as in the FiLM-WGAN thesis."""
+
+    def __init__(self, att_dim: int, width: int) -> None:
+        super().__init__()
+        self.gamma = nn.Linear(att_dim, width)
+        self.beta = nn.Linear(att_dim, width)
+
+    def forward(self, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.gamma(a), 0.01) * h + F.leaky_relu(self.beta(a), 0.01)
+
+
+def wgan_gp_critic_loss(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, a: torch.Tensor, *, gp_lambda: float,
+    rng: torch.Generator,
+) -> torch.Tensor:
+    """WGAN-GP critic loss: E[D(fake)] - E[D(real)] + lambda * E[(|grad D(x_hat)| - 1)^2]."""
+    alpha = torch.rand(real.shape[0], 1, generator=rng, device=rng.device).to(real.device)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat, a).sum(), x_hat, create_graph=True)
+    penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
+    return critic(fake, a).mean() - critic(real, a).mean() + gp_lambda * penalty
+
+
+def lsgan_loss(score: torch.Tensor, target: torch.Tensor | float) -> torch.Tensor:
+    """Least-squares GAN loss against a (possibly soft, per-sample) target."""
+    if not isinstance(target, torch.Tensor):
+        target = torch.full_like(score, target)
+    return ((score - target) ** 2).mean()
+
+
+def bce_loss(logit: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target))

@@ -1,0 +1,48 @@
+"""Vanilla conditional GAN: the f-CLSWGAN networks with a sigmoid discriminator trained by BCE,
+one D step per G step, plus the frozen-classifier loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ._nets import bce_loss
+from ._registry import Batch, CommonParams, Variant, register
+from ._space import Categorical, Float, Int
+from .fclswgan import WGAN
+
+
+@dataclass(frozen=True)
+class Params(CommonParams):
+    n_critic: int = 1
+
+
+class CGAN(WGAN):
+    def critic_loss(self, batch: Batch, fake: torch.Tensor) -> torch.Tensor:
+        # The critic's raw score is the logit of "real"; BCE-with-logits is the stable sigmoid + BCE.
+        return bce_loss(self.critic(batch.real, batch.a), 1.0) + bce_loss(self.critic(fake, batch.a), 0.0)
+
+    def generator_loss(self, batch: Batch, fake: torch.Tensor) -> torch.Tensor:
+        return bce_loss(self.critic(fake, batch.a), 1.0)  # non-saturating G loss
+
+
+register(
+    Variant(
+        name="cgan",
+        description="Conditional GAN: sigmoid discriminator with BCE, 1 D step per G step, + cls loss",
+        params_cls=Params,
+        build=CGAN,
+        space={
+            "lr_g": Float(1e-5, 1e-3, log=True),
+            "lr_d": Float(1e-5, 1e-3, log=True),
+            "beta1": Categorical((0.0, 0.5, 0.9)),
+            "cls_weight": Float(1e-3, 1.0, log=True),
+            "n_critic": Int(1, 3),
+            "syn_num": Int(50, 2000, log=True),
+            "batch_size": Categorical((32, 64, 128, 256)),
+            "hidden": Categorical((1024, 2048, 4096)),
+            "nz": Categorical((0, 32, 100, 300)),
+        },
+    )
+)

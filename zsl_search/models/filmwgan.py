@@ -1,0 +1,88 @@
+"""FiLM-WGAN (the thesis behind the seed blog post): the attribute enters G and the critic only
+through FiLM layers. ``film_depth`` is how many hidden layers are modulated in each network.
+
+Thesis networks (width w = hidden = 4400), FiLM marked where depth 1 puts it:
+  G:      z -> L(w/4) -> LReLU -> FiLM -> L(w) -> LReLU -> L(D) -> ReLU
+  critic: x -> L(w) -> LReLU -> L(w/2) -> LReLU -> FiLM -> L(w/4) -> LReLU -> L(1)
+Deeper FiLM modulates further hidden layers in a fixed order (G: 1, 2, ...; critic: 2, 3, 1, ...),
+adding hidden layers of the last width where a network has too few.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._nets import FiLM
+from ._registry import Variant, _check, register
+from ._space import Categorical, Int
+from .fclswgan import WGAN, WGAN_SPACE
+from .fclswgan import Params as WGANParams
+
+
+@dataclass(frozen=True)
+class Params(WGANParams):
+    hidden: int = 4400
+    nz: int = 100
+    film_depth: int = 1
+    cls_pretrain_epochs: int = 25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check("film_depth", 1 <= self.film_depth <= 4, "between 1 and 4")
+
+
+class FiLMNet(nn.Module):
+    """An MLP whose hidden layers listed in ``film_at`` (1-based) are modulated by the attribute."""
+
+    def __init__(self, in_dim: int, widths: list[int], out_dim: int, att_dim: int, film_at: set[int]) -> None:
+        super().__init__()
+        dims = [in_dim, *widths]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims[:-1], dims[1:]))
+        self.films = nn.ModuleDict({str(k): FiLM(att_dim, widths[k - 1]) for k in sorted(film_at)})
+        self.out = nn.Linear(widths[-1], out_dim)
+
+    def forward(self, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        for k, layer in enumerate(self.layers, start=1):
+            h = F.leaky_relu(layer(h), 0.2)
+            if str(k) in self.films:
+                h = self.films[str(k)](h, a)
+        return self.out(h)
+
+
+class _Generator(FiLMNet):
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return F.relu(super().forward(z, a))  # (B, D), non-negative like ResNet features
+
+
+_G_ORDER = (1, 2, 3, 4)
+_D_ORDER = (2, 3, 1, 4)
+
+
+class FiLMWGAN(WGAN):
+    def build_nets(self, params: Params) -> tuple[nn.Module, nn.Module]:
+        w, depth = params.hidden, params.film_depth
+        g_widths = [max(w // 4, 1), w] + [w] * max(0, depth - 2)
+        d_widths = [w, max(w // 2, 1), max(w // 4, 1)] + [max(w // 4, 1)] * max(0, depth - 3)
+        g = _Generator(self.nz, g_widths, self.feat_dim, self.att_dim, set(_G_ORDER[:depth]))
+        d = FiLMNet(self.feat_dim, d_widths, 1, self.att_dim, set(_D_ORDER[:depth]))
+        return g, d
+
+
+register(
+    Variant(
+        name="filmwgan",
+        description="FiLM-WGAN: attributes enter only through FiLM layers; film_depth 1-4 per network",
+        params_cls=Params,
+        build=FiLMWGAN,
+        dataset_defaults={
+            "AWA1": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
+            "AWA2": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
+            "CUB": dict(lr_g=1e-5, lr_d=1e-5, syn_num=500, nz=300, epochs=100),
+        },
+        space={**WGAN_SPACE, "hidden": Categorical((1100, 2200, 4400)), "film_depth": Int(1, 4)},
+    )
+)

@@ -1,0 +1,245 @@
+"""One training loop for every variant. A variant supplies its networks and its two losses;
+this file owns optimisers (TTUR), noise, batches, the frozen-classifier loss, learning-rate
+decay, evaluation and checkpoints."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from .._device import resolve_device
+from ..errors import ConfigError
+from ..models import Batch, CommonParams, get_variant
+
+if TYPE_CHECKING:
+    from ..data import Split
+    from ..eval import EvalResult
+
+__all__ = ["Trainer", "TrainResult", "train"]
+
+
+class Trainer:
+    """Trains one variant on one split, an epoch at a time, resumable bit for bit.
+
+    Example:
+        >>> trainer = Trainer(split, variant="fclswgan", params=params, seed=0)
+        >>> for _ in range(params.epochs):
+        ...     losses = trainer.train_epoch()
+        ...     metrics = trainer.evaluate()
+    """
+
+    def __init__(
+        self, split: Split, *, variant: str, params: CommonParams, seed: int = 0, device: str = "auto"
+    ) -> None:
+        self.variant = get_variant(variant)
+        if not isinstance(params, self.variant.params_cls):
+            raise ConfigError(f"params for {variant!r} must be {self.variant.params_cls.__name__}; use Variant.make_params")
+        self.params, self.seed, self.device = params, seed, resolve_device(device)
+        self.split = split
+        dev = self.device
+        self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
+        self.seen_att = split.att[: split.n_seen].to(dev)  # (n_seen, A): all the GAN ever sees
+        # Building under a forked, seeded global RNG makes initialisation (incl. spectral-norm
+        # vectors) a function of the seed without touching the caller's RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.gan = self.variant.build(
+                feat_dim=split.feat_dim, att_dim=split.att_dim, n_seen=split.n_seen, params=params
+            ).to(dev)
+        self.rng = torch.Generator(device=dev).manual_seed(seed)
+        p = params
+        self.opt_g = torch.optim.Adam(self.gan.generator.parameters(), lr=p.lr_g, betas=(p.beta1, p.beta2))
+        self.opt_d = torch.optim.Adam(self.gan.critic_parameters(), lr=p.lr_d, betas=(p.beta1, p.beta2))
+        self.classifier = self._pretrain_classifier() if p.cls_weight > 0 else None
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+
+    def _pretrain_classifier(self) -> torch.nn.Linear:
+        from ..eval import fit_softmax
+
+        cls = fit_softmax(
+            self.train_x, self.train_y, self.split.n_seen, epochs=self.params.cls_pretrain_epochs,
+            batch_size=100, seed=self.seed, device=self.device,
+        )
+        cls.eval().requires_grad_(False)
+        return cls
+
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.gan.nz, generator=self.rng, device=self.device)
+
+    def _batch(self) -> Batch:
+        idx = torch.randperm(self.train_y.shape[0], generator=self.rng, device=self.device)[: self.params.batch_size]
+        y = self.train_y[idx]
+        progress = self.epoch / max(self.params.epochs, 1)
+        return Batch(real=self.train_x[idx], y=y, a=self.seen_att[y], att=self.seen_att, rng=self.rng, progress=progress)
+
+    def _set_lr(self) -> None:
+        factor = 1.0
+        if self.params.lr_decay == "linear":  # constant for the first half, then linearly to 0
+            factor = min(1.0, 2.0 * (1.0 - self.epoch / max(self.params.epochs, 1)))
+        for opt, lr in ((self.opt_g, self.params.lr_g), (self.opt_d, self.params.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass: ceil(N / batch) generator steps, each after ``n_critic`` critic steps."""
+        p, gan = self.params, self.gan
+        self._set_lr()
+        gan.train()
+        d_total = g_total = 0.0
+        steps = math.ceil(self.train_y.shape[0] / p.batch_size)
+        for _ in range(steps):
+            gan.generator.requires_grad_(False)
+            for _ in range(p.n_critic):
+                batch = self._batch()
+                with torch.no_grad():
+                    fake = gan.generator(self._noise(batch.y.shape[0]), batch.a)
+                d_loss = gan.critic_loss(batch, fake)
+                self.opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                self.opt_d.step()
+                d_total += d_loss.item()
+            gan.generator.requires_grad_(True)
+            batch = self._batch()
+            for param in self.gan.critic_parameters():
+                param.requires_grad_(False)  # no critic grads from the G step: saves a backward
+            fake = gan.generator(self._noise(batch.y.shape[0]), batch.a)
+            g_loss = gan.generator_loss(batch, fake)
+            if self.classifier is not None:
+                g_loss = g_loss + p.cls_weight * F.cross_entropy(self.classifier(fake), batch.y)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+            for param in self.gan.critic_parameters():
+                param.requires_grad_(True)
+            g_total += g_loss.item()
+        self.epoch += 1
+        losses = {"loss_d": d_total / max(steps * p.n_critic, 1), "loss_g": g_total / max(steps, 1)}
+        if not all(math.isfinite(v) for v in losses.values()):
+            losses["diverged"] = 1.0
+        return losses
+
+    @torch.no_grad()
+    def generate(self, att: torch.Tensor, n: int, *, seed: int | None = None) -> torch.Tensor:
+        """``n`` synthetic features per row of ``att`` (K, A), class-major: (K * n, D).
+
+        Uses its own generator (seeded from the run seed and the epoch) so evaluating never
+        changes the training stream and a resumed run evaluates identically."""
+        gen = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.epoch if seed is None else seed)
+        self.gan.generator.eval()
+        a = att.to(self.device).repeat_interleave(n, dim=0)
+        z = torch.randn(a.shape[0], self.gan.nz, generator=gen, device=self.device)
+        out = torch.cat([self.gan.generator(z[i : i + 8192], a[i : i + 8192]) for i in range(0, a.shape[0], 8192)])
+        self.gan.generator.train()
+        return out
+
+    def evaluate(self) -> EvalResult:
+        """GZSL U/S/H, ZSL accuracy and retrieval on the split's own evaluation sets."""
+        from ..eval import evaluate_gzsl
+
+        p = self.params
+        return evaluate_gzsl(
+            self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device, cls_epochs=p.cls_epochs
+        )
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant.name,
+            "params": asdict(self.params),
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "history": self.history,
+            "gan": self.gan.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(),
+            "classifier": None if self.classifier is None else self.classifier.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["variant"] != self.variant.name or state["params"] != asdict(self.params) or state["seed"] != self.seed:
+            raise ConfigError("checkpoint was written by a different variant, hyperparameters or seed; start a new run")
+        self.gan.load_state_dict(state["gan"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"])
+        if self.classifier is not None:
+            self.classifier.load_state_dict(state["classifier"])
+        self.epoch, self.history = state["epoch"], list(state["history"])
+
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint atomically: a reader never sees a partial file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+
+    def load(self, path: str | Path) -> None:
+        self.load_state_dict(torch.load(Path(path), map_location=self.device, weights_only=False))
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the last evaluation and the per-epoch history."""
+
+    variant: str
+    protocol: str
+    epochs: int
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train(
+    split: Split,
+    *,
+    variant: str,
+    params: CommonParams,
+    seed: int = 0,
+    device: str = "auto",
+    eval_every: int = 1,
+    on_epoch: Callable[[Trainer, dict[str, float]], None] | None = None,
+    resume: str | Path | None = None,
+) -> TrainResult:
+    """Train ``params.epochs`` epochs, evaluating every ``eval_every`` epochs and after the last.
+
+    ``on_epoch(trainer, row)`` is called after every epoch with that epoch's losses (and
+    metrics when it was evaluated). With ``resume`` the run continues from that checkpoint.
+    The reported metrics are those of the LAST epoch: picking the best epoch is a decision
+    and belongs to the validation split (see ``zsl_search.search``)."""
+    start = time.perf_counter()
+    trainer = Trainer(split, variant=variant, params=params, seed=seed, device=device)
+    if resume is not None and Path(resume).exists():
+        trainer.load(resume)
+    metrics: dict[str, float] = {}
+    if params.epochs == 0:
+        metrics = trainer.evaluate().as_dict()
+    while trainer.epoch < params.epochs:
+        row: dict[str, float] = {"epoch": trainer.epoch + 1, **trainer.train_epoch()}
+        if row.get("diverged") or trainer.epoch % eval_every == 0 or trainer.epoch == params.epochs:
+            metrics = trainer.evaluate().as_dict()
+            row.update(metrics)
+        trainer.history.append(row)
+        if on_epoch is not None:
+            on_epoch(trainer, row)
+        if row.get("diverged"):
+            break
+    if not metrics:  # resumed at the end: nothing left to train
+        metrics = trainer.evaluate().as_dict()
+    return TrainResult(
+        variant=trainer.variant.name, protocol=split.protocol, epochs=trainer.epoch, metrics=metrics,
+        history=trainer.history, seconds=time.perf_counter() - start,
+    )
