@@ -22,8 +22,8 @@ KNOWN_DATASETS: dict[str, dict[str, int]] = {
     "APY": {"seen": 20, "unseen": 12, "train": 0, "val": 0},
 }
 _MARKER = "synth.json"
-_DEMO = {"classes": 24, "train": 11, "val": 5, "unseen": 8, "att_dim": 24, "feat_dim": 128, "per_class": (50, 60)}
-_TARGET_NCM = 0.7  # nearest-class-mean accuracy on seen classes the noise scale is tuned to
+_DEMO = {"classes": 40, "train": 22, "val": 8, "unseen": 10, "att_dim": 16, "feat_dim": 128, "per_class": (60, 80)}
+_TARGET_NCM = 0.85  # nearest-class-mean accuracy on seen classes the noise scale is tuned to
 _ISO = 0.3  # isotropic share of the within-class noise (per-dim std relative to the low-rank part)
 
 
@@ -209,7 +209,7 @@ def _features(rng: np.random.Generator, att: np.ndarray, labels: np.ndarray, see
     hidden, rank = 256, 24
     sd = att.std(axis=0)
     a = (att - att.mean(axis=0)) / np.where(sd > 0, sd, 1.0)  # (C, A) standardised attributes
-    w1 = rng.standard_normal((a_dim, hidden)) * (1.5 / np.sqrt(a_dim))
+    w1 = rng.standard_normal((a_dim, hidden)) * (1.0 / np.sqrt(a_dim))
     b1 = rng.standard_normal(hidden) * 0.5
     w2 = rng.standard_normal((hidden, dim)) / np.sqrt(hidden)
     b2 = rng.normal(0.2, 0.3, dim)

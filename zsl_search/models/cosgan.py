@@ -121,6 +121,11 @@ register(
         description="Cosine-embedding LSGAN: semantic encoder, spectral-norm multi-head critic, TTUR",
         params_cls=Params,
         build=CosGAN,
+        dataset_defaults={
+            # The built-in synthetic demo set (zsl-search data synth): ~45 images per class, so fewer
+            # synthetic features, a faster rate and a smaller network than the ImageNet-scale sets.
+            "DEMO": dict(lr_g=2.5e-4, lr_d=1e-3, syn_num=100, hidden=512, epochs=15),
+        },
         space={
             "lr_g": Float(1e-5, 1e-3, log=True),
             "lr_d": Float(1e-5, 1e-3, log=True),

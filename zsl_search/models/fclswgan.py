@@ -85,6 +85,9 @@ register(
         build=WGAN,
         # Per-dataset GZSL settings of the reference code (lr / cls_weight / syn_num / epochs).
         dataset_defaults={
+            # The built-in synthetic demo set (zsl-search data synth): ~45 images per class, so fewer
+            # synthetic features, a faster rate and a smaller network than the ImageNet-scale sets.
+            "DEMO": dict(lr_g=1e-3, lr_d=1e-3, syn_num=100, hidden=512, epochs=15),
             "AWA1": dict(lr_g=1e-5, lr_d=1e-5, syn_num=1800, epochs=30),
             "AWA2": dict(lr_g=1e-5, lr_d=1e-5, syn_num=1800, epochs=30),
             "CUB": dict(lr_g=1e-4, lr_d=1e-4, syn_num=300, epochs=56),

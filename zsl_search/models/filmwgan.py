@@ -79,6 +79,9 @@ register(
         params_cls=Params,
         build=FiLMWGAN,
         dataset_defaults={
+            # The built-in synthetic demo set (zsl-search data synth): ~45 images per class, so fewer
+            # synthetic features, a faster rate and a smaller network than the ImageNet-scale sets.
+            "DEMO": dict(lr_g=1e-3, lr_d=1e-3, syn_num=100, hidden=512, epochs=15),
             "AWA1": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
             "AWA2": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
             "CUB": dict(lr_g=1e-5, lr_d=1e-5, syn_num=500, nz=300, epochs=100),

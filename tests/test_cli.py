@@ -1,0 +1,77 @@
+"""The command line: real subprocess runs, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def zsl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zsl_search.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_train_json_and_tensorboard(demo_dir: Path, tmp_path: Path) -> None:
+    r = zsl("train", "--data", str(demo_dir), "--variant", "cosgan", "--epochs", "2", "--set", "hidden=64",
+            "--set", "syn_num=20", "--json", "--logdir", str(tmp_path / "tb"), "--checkpoint", str(tmp_path / "c.pt"))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("variant", "protocol", "epochs", "U", "S", "H", "zsl_acc", "retrieval_map", "seconds"):
+        assert key in summary
+    assert summary["variant"] == "cosgan" and summary["protocol"] == "validation" and summary["epochs"] == 2
+    assert 0 <= summary["H"] <= 1 and summary["params"]["hidden"] == 64
+    assert "epoch 1/2" in r.stderr and "epoch 2/2" in r.stderr  # progress per epoch with U/S/H
+    assert "H=" in r.stderr
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert (tmp_path / "c.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--variant", "nope"], "unknown variant 'nope'; valid variants: cgan, cosgan, fclswgan, filmwgan, zswgan"),
+        (["--variant", "cgan", "--set", "gp_lambda=3"], "unknown hyperparameter 'gp_lambda' for variant 'cgan'; valid:"),
+        (["--variant", "cgan", "--set", "lr_g"], "--set 'lr_g': expected KEY=VALUE"),
+        (["--variant", "cgan", "--set", "lr_g=-1"], "'lr_g' must be > 0"),
+    ],
+)
+def test_bad_train_arguments_exit_2_with_one_line(demo_dir: Path, args: list[str], message: str) -> None:
+    r = zsl("train", "--data", str(demo_dir), *args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_missing_dataset_is_one_line(tmp_path: Path) -> None:
+    r = zsl("train", "--data", str(tmp_path / "nowhere"), "--variant", "fclswgan")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "nowhere" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_data_synth_then_info(tmp_path: Path) -> None:
+    out = tmp_path / "mini"
+    r = zsl("data", "synth", str(out), "--preset", "demo", "--seed", "2", "--format", "v7.3")
+    assert r.returncode == 0, r.stderr
+    r = zsl("data", "info", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["classes"] == 40 and info["protocols"]["test"]["n_unseen"] == 10
+    assert info["protocols"]["validation"]["n_train"] > 0
+
+
+def test_data_info_on_a_broken_file(tmp_path: Path) -> None:
+    (tmp_path / "res101.mat").write_bytes(b"not a mat file")
+    (tmp_path / "att_splits.mat").write_bytes(b"nor this")
+    r = zsl("data", "info", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert ".mat" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_variants_lists_all() -> None:
+    r = zsl("variants")
+    assert r.returncode == 0
+    assert [line.split()[0] for line in r.stdout.splitlines()] == ["cgan", "cosgan", "fclswgan", "filmwgan", "zswgan"]

@@ -1,0 +1,114 @@
+"""The variant registry and every variant's networks and losses (a contract suite)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zsl_search.errors import ConfigError
+from zsl_search.models import Batch, Categorical, Float, Int, get_variant, variant_names
+
+VARIANTS = ["cgan", "cosgan", "fclswgan", "filmwgan", "zswgan"]
+
+
+def test_registry_lists_the_five_variants() -> None:
+    assert variant_names() == VARIANTS
+
+
+def test_unknown_variant_lists_valid_names() -> None:
+    with pytest.raises(ConfigError, match="unknown variant 'nope'.*cgan, cosgan, fclswgan, filmwgan, zswgan"):
+        get_variant("nope")
+
+
+def test_params_coerce_strings_and_reject_unknown_names() -> None:
+    v = get_variant("filmwgan")
+    p = v.make_params({"lr_g": "2e-4", "film_depth": "3", "hidden": 64})
+    assert (p.lr_g, p.film_depth, p.hidden) == (2e-4, 3, 64)
+    with pytest.raises(ConfigError, match="unknown hyperparameter 'lambda1' for variant 'filmwgan'"):
+        v.make_params({"lambda1": 1})
+    with pytest.raises(ConfigError, match="'film_depth' must be between 1 and 4"):
+        v.make_params({"film_depth": 5})
+    with pytest.raises(ConfigError, match="'hidden': 'wide' is not a valid int"):
+        v.make_params({"hidden": "wide"})
+    with pytest.raises(ConfigError, match="'n_critic': 1.5 is not a valid int"):
+        v.make_params({"n_critic": 1.5})
+
+
+def test_per_dataset_reference_defaults() -> None:
+    f = get_variant("fclswgan")
+    assert f.make_params(dataset="AWA1").lr_g == 1e-5 and f.make_params(dataset="AWA1").syn_num == 1800
+    assert f.make_params(dataset="FLO").cls_weight == 0.1
+    assert f.make_params(dataset="unknown-set").lr_g == 1e-4  # generic f-CLSWGAN defaults
+    z = get_variant("zswgan").make_params(dataset="CUB")
+    assert (z.nz, z.hidden, z.syn_num, z.epochs) == (300, 4400, 500, 100)
+    c = get_variant("cosgan").make_params()
+    assert (c.lr_g, c.lr_d, c.lr_decay, c.spectral_norm) == (5e-5, 2e-4, "linear", True)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_search_space_is_valid_for_the_defaults(name: str) -> None:
+    v = get_variant(name)
+    assert v.space, "every variant declares a default search space"
+    for key, dist in v.space.items():
+        assert isinstance(dist, (Float, Int, Categorical))
+        if isinstance(dist, (Float, Int)):
+            assert dist.low < dist.high
+
+
+def _batch(n_seen: int = 4, att_dim: int = 6, feat_dim: int = 10, b: int = 8) -> Batch:
+    g = torch.Generator().manual_seed(0)
+    att = torch.rand(n_seen, att_dim, generator=g)
+    y = torch.arange(b) % n_seen
+    return Batch(real=torch.rand(b, feat_dim, generator=g), y=y, a=att[y], att=att, rng=g, progress=0.3)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_contract(name: str) -> None:
+    """Every variant: non-negative (B, D) features, finite scalar losses that reach the right nets."""
+    v = get_variant(name)
+    gan = v.build(feat_dim=10, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "nz": 5}))
+    batch = _batch()
+    fake = gan.generator(torch.randn(8, gan.nz), batch.a)
+    assert fake.shape == (8, 10) and bool((fake >= 0).all())
+    d_loss = gan.critic_loss(batch, fake.detach())
+    assert d_loss.dim() == 0 and torch.isfinite(d_loss)
+    d_loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in gan.critic_parameters())
+    assert all(p.grad is None for p in gan.generator.parameters())
+    gan.zero_grad()
+    g_loss = gan.generator_loss(batch, gan.generator(torch.randn(8, gan.nz), batch.a))
+    assert g_loss.dim() == 0 and torch.isfinite(g_loss)
+    g_loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in gan.generator.parameters())
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_film_depth_is_the_number_of_modulated_layers(depth: int) -> None:
+    v = get_variant("filmwgan")
+    gan = v.build(feat_dim=10, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "film_depth": depth}))
+    assert len(gan.generator.films) == depth and len(gan.critic.films) == depth
+    out = gan.critic(torch.rand(3, 10), torch.rand(3, 6))
+    assert out.shape == (3, 1)
+
+
+def test_film_attribute_only_enters_through_film() -> None:
+    v = get_variant("filmwgan")
+    gan = v.build(feat_dim=10, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "nz": 5}))
+    assert gan.generator.layers[0].in_features == 5  # noise only, no concat(z, a)
+    assert gan.critic.layers[0].in_features == 10
+
+
+def test_zswgan_projection_maps_attributes_to_nz() -> None:
+    v = get_variant("zswgan")
+    gan = v.build(feat_dim=10, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "nz": 5, "project_att": True}))
+    assert gan.generator.proj[0].out_features == 5 and isinstance(gan.generator.proj[1], torch.nn.Tanh)
+    assert isinstance(gan.critic.proj[1], torch.nn.LeakyReLU)
+    assert gan.generator(torch.randn(2, 5), torch.rand(2, 6)).shape == (2, 10)
+
+
+def test_cosgan_critic_is_spectrally_normalised() -> None:
+    v = get_variant("cosgan")
+    gan = v.build(feat_dim=10, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32}))
+    assert hasattr(gan.critic.score, "parametrizations")
+    plain = v.build(feat_dim=10, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "spectral_norm": False}))
+    assert not hasattr(plain.critic.score, "parametrizations")

@@ -1,0 +1,22 @@
+"""Search specs and the Ray Tune + Optuna search over the GAN variants.
+
+``run_search`` and ``resume_search`` are loaded on first use (they import Ray), so validating
+a spec stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._spec import BudgetSpec, DatasetSpec, ResourcesSpec, SamplerSpec, SearchSpec, load_spec, parse_spec
+
+__all__ = ["SearchSpec", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec",
+           "run_search", "resume_search", "SearchResult"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("run_search", "resume_search", "SearchResult"):
+        from . import _run
+
+        return getattr(_run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,88 @@
+"""The Optuna side of a search: the conditional (define-by-run) space, the sampler, and a
+searcher that tells Optuna the truth about early-stopped trials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..models import Categorical, Distribution, Float, Int
+from ._spec import SearchSpec
+
+__all__ = ["define_by_run", "make_sampler", "make_searcher", "METRIC"]
+
+try:  # Ray's Optuna searcher is the base class below; import errors surface when a search starts
+    from optuna.trial import TrialState
+    from ray.tune.search.optuna import OptunaSearch
+except ImportError:  # pragma: no cover
+    OptunaSearch = object  # type: ignore[assignment,misc]
+
+METRIC = "best_H"  # best validation H over the epochs so far: what trials are ranked by
+
+
+def define_by_run(spec: SearchSpec) -> Callable[[Any], None]:
+    """Variant is the top-level choice; every other parameter is conditional on it and named
+    ``<variant>/<param>`` so Tune hands the trainable ``config[variant][param]``."""
+    spaces = {v: spec.variant_space(v)[0] for v in spec.variants}
+
+    def define(trial: Any) -> None:
+        variant = trial.suggest_categorical("variant", list(spec.variants))
+        for name, dist in sorted(spaces[variant].items()):
+            _suggest(trial, f"{variant}/{name}", dist)
+
+    return define
+
+
+def _suggest(trial: Any, name: str, dist: Distribution) -> Any:
+    if isinstance(dist, Float):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+    if isinstance(dist, Int):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    if isinstance(dist, Categorical):
+        return trial.suggest_categorical(name, list(dist.choices))
+    raise TypeError(f"unknown distribution {dist!r}")
+
+
+def make_sampler(spec: SearchSpec) -> Any:
+    import optuna
+
+    seed = spec.sampler.seed
+    if spec.sampler.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler.name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    # Multivariate + group TPE models the per-variant parameter groups jointly; a third of the
+    # budget (3..10 trials) explores at random first.
+    startup = min(10, max(3, spec.budget.trials // 3))
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup,
+                                      constant_liar=True)
+
+
+class _HonestOptunaSearch(OptunaSearch):
+    """Trials ASHA stopped early are told to Optuna as PRUNED (with their reported
+    intermediate values), not as COMPLETE at full budget: TPE then ranks them below the
+    finished trials instead of mistaking a 2-epoch H for a final one."""
+
+    def __init__(self, *args: Any, max_epochs: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_epochs = max_epochs
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if error or not result or result.get("epoch", 0) >= self._max_epochs or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+
+
+def make_searcher(spec: SearchSpec, *, journal: Path, study_name: str) -> Any:
+    """OptunaSearch with a persisted study (JournalStorage file: ``optuna-dashboard`` opens it)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    return _HonestOptunaSearch(
+        space=define_by_run(spec), metric=METRIC, mode="max", sampler=make_sampler(spec), storage=storage,
+        study_name=study_name, max_epochs=spec.budget.max_epochs,
+    )

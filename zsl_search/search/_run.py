@@ -1,0 +1,184 @@
+"""Run or resume a search: Ray Tune + Optuna over the spec's variants, ASHA over epochs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import SpecError, ZslSearchError
+from ._spec import SearchSpec, parse_spec
+
+__all__ = ["run_search", "resume_search", "SearchResult"]
+
+SPEC_FILE = "spec.yaml"
+JOURNAL_FILE = "optuna.journal"
+
+
+@dataclass
+class SearchResult:
+    """Per-trial rows, best first (ranked by validation best_H), and where everything lives."""
+
+    name: str
+    storage: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, namespace=None, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
+    """(storage_path, pyarrow filesystem or None, full experiment URI) for Tune."""
+    if storage.startswith("s3://"):
+        from ..storage import pyarrow_filesystem
+
+        fs, path = pyarrow_filesystem(storage)
+        return path, fs, f"{storage.rstrip('/')}/{name}"
+    root = Path(storage).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root), None, str(root / name)
+
+
+def _journal_path(storage: str, name: str, cache_dir: Path) -> Path:
+    # Optuna's journal needs a local file with locking: inside a local storage directory, or in
+    # the cache when results live on S3 (it is uploaded beside the leaderboard).
+    if storage.startswith("s3://"):
+        return cache_dir / "journals" / f"{abs(hash(storage)) % 10**10}-{name}" / JOURNAL_FILE
+    return Path(storage).expanduser().resolve() / name / JOURNAL_FILE
+
+
+def run_search(
+    spec: SearchSpec, *, storage: str | None = None, name: str | None = None, max_trials: int | None = None,
+    address: str | None = None, resume: bool = False, progress: bool = True,
+) -> SearchResult:
+    """Run ``spec`` (or resume it with ``resume=True``) and return its ranked trials.
+
+    Raises:
+        ZslSearchError: the storage is unusable or (on resume) holds no such search.
+    """
+    from ray import tune
+    from ray.tune.logger import TBXLoggerCallback
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from .. import settings
+    from ..store import DataSource, release_stores
+    from ._callbacks import ProgressCallback
+    from ._optuna import METRIC, make_searcher
+    from ._trainable import run_trial
+
+    start = time.perf_counter()
+    updates: dict[str, Any] = {}
+    if storage:
+        updates["storage"] = storage
+    if name:
+        updates["name"] = name
+    if max_trials is not None:
+        updates["budget"] = {**spec.budget.model_dump(), "trials": max_trials}
+    if updates:
+        spec = parse_spec({**spec.model_dump(), **updates})
+    cache_dir = settings.cache_dir()
+    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
+    _save_spec(spec, experiment)
+    _init_ray(address)
+    source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol=spec.protocol,
+                        preprocess=spec.dataset.preprocess, seed=spec.seed)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, spec_data=spec.model_dump(mode="json"), source=source, search=spec.name,
+                             cache_dir=str(cache_dir)),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    reporter = ProgressCallback(total=spec.budget.trials, enabled=progress)
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                       storage_filesystem=fs)
+        else:
+            scheduler = (
+                ASHAScheduler(time_attr="epoch", max_t=spec.budget.max_epochs, grace_period=spec.budget.grace_epochs,
+                              reduction_factor=3)
+                if spec.scheduler == "asha" else FIFOScheduler()
+            )
+            searcher = make_searcher(spec, journal=_journal_path(spec.storage, spec.name, cache_dir),
+                                     study_name=spec.name)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    metric=METRIC, mode="max", search_alg=tune.search.ConcurrencyLimiter(searcher, spec.max_concurrent),
+                    scheduler=scheduler, num_samples=spec.budget.trials, time_budget_s=spec.budget.time_budget_s,
+                    reuse_actors=False,
+                ),
+                run_config=tune.RunConfig(
+                    name=spec.name, storage_path=storage_path, storage_filesystem=fs,
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    callbacks=[TBXLoggerCallback(), reporter], verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=1),
+                ),
+            )
+        grid = tuner.fit()
+    finally:
+        release_stores(spec.name)
+    rows = rank_rows(results_rows(grid, spec))
+    return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=time.perf_counter() - start)
+
+
+def resume_search(name: str, *, storage: str, address: str | None = None, progress: bool = True) -> SearchResult:
+    """Continue an interrupted search from its Tune checkpoint in ``storage``."""
+    spec = load_saved_spec(storage, name)
+    return run_search(spec, address=address, resume=True, progress=progress)
+
+
+def load_saved_spec(storage: str, name: str) -> SearchSpec:
+    from ..storage import StorageNotFound, open_storage
+
+    try:
+        data = yaml.safe_load(open_storage(storage).read_bytes(f"{name}/{SPEC_FILE}"))
+    except StorageNotFound:
+        raise ZslSearchError(f"no search {name!r} under {storage}: {name}/{SPEC_FILE} not found; check --storage and the name") from None
+    return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")
+
+
+def _save_spec(spec: SearchSpec, experiment: str) -> None:
+    from ..storage import open_storage
+
+    root, _, key = experiment.rpartition("/")
+    open_storage(root).write_bytes(f"{key}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+
+
+def results_rows(grid: Any, spec: SearchSpec) -> list[dict[str, Any]]:
+    """One row per trial from a Tune ResultGrid."""
+    rows = []
+    for result in grid:
+        m = result.metrics or {}
+        config = result.config or {}
+        variant = config.get("variant", m.get("variant", "?"))
+        epoch = int(m.get("epoch", 0))
+        status = "ERROR" if result.error else ("COMPLETE" if epoch >= spec.budget.max_epochs else "EARLY_STOPPED")
+        rows.append({
+            "trial_id": str(m.get("trial_id", "?")),
+            "variant": variant, "status": status, "epochs": epoch,
+            "H": float(m.get("best_H", 0.0)), "U": float(m.get("best_U", 0.0)), "S": float(m.get("best_S", 0.0)),
+            "zsl_acc": float(m.get("best_zsl_acc", 0.0)), "retrieval_map": float(m.get("best_retrieval_map", 0.0)),
+            "best_epoch": int(m.get("best_epoch", 0)), "seconds": float(m.get("time_total_s", 0.0)),
+            "node_id": m.get("node_id"), "params": dict(config.get(variant, {})),
+        })
+    return rows
+
+
+def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best validation H first; ties by higher U, then earlier trial."""
+    ordered = sorted(rows, key=lambda r: (-r["H"], -r["U"], str(r["trial_id"])))
+    return [{"rank": i + 1, **r} for i, r in enumerate(ordered)]

@@ -1,0 +1,212 @@
+"""Search specs: YAML -> validated `SearchSpec`, every problem reported at once with its field path.
+
+Example spec (see ``experiments/``):
+
+    name: quickstart
+    dataset: {path: demo}
+    variants: [fclswgan, cgan]
+    space:
+      all: {hidden: 256}                      # fix a value for every variant
+      fclswgan:
+        lr_g: {low: 1.0e-4, high: 1.0e-3, log: true}   # narrow a range
+        syn_num: {choices: [100, 300]}        # change the distribution
+    budget: {trials: 8, max_epochs: 6, grace_epochs: 2}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import SpecError
+from ..models import Categorical, Distribution, Float, Int, get_variant, variant_names
+
+__all__ = ["SearchSpec", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec"]
+
+ALL = "all"  # the `space` key whose entries apply to every variant
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    path: str = Field(description="xlsa17 directory, s3://bucket/prefix, or 'demo' for the built-in synthetic set")
+    semantics: str = "att_splits.mat"
+    preprocess: Literal["minmax", "l2", "none"] = "minmax"
+
+
+class BudgetSpec(_Strict):
+    trials: int = Field(ge=1)
+    max_epochs: int = Field(ge=1)
+    grace_epochs: int = Field(default=1, ge=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+
+
+class SamplerSpec(_Strict):
+    name: Literal["tpe", "random", "cmaes"] = "tpe"
+    seed: int = 0
+
+
+class ResourcesSpec(_Strict):
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0, le=8)
+
+
+class SearchSpec(_Strict):
+    """A validated search spec. Build with `load_spec` / `parse_spec`, which collect all errors."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    dataset: DatasetSpec
+    protocol: Literal["validation", "test"] = "validation"
+    variants: list[str] = Field(min_length=1)
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    budget: BudgetSpec
+    scheduler: Literal["asha", "fifo"] = "asha"
+    sampler: SamplerSpec = SamplerSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    storage: str = "./zsl-results"
+    max_concurrent: int = Field(default=2, ge=1)
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = Field(default=1, ge=1)
+
+    def variant_space(self, variant: str) -> tuple[dict[str, Distribution], dict[str, Any]]:
+        """(searched distributions, fixed values) for ``variant``: its declared space with the
+        spec's ``all`` then per-variant entries applied."""
+        return _resolve(variant, {**self.space.get(ALL, {}), **self.space.get(variant, {})}, problems=None)
+
+
+def _resolve(variant: str, entries: dict[str, Any], problems: list[str] | None, where: str = "") -> tuple[dict, dict]:
+    v = get_variant(variant)
+    types = {name: type_ for name, type_ in zip(v.param_names(), _field_types(v))}
+    dists: dict[str, Distribution] = dict(v.space)
+    fixed: dict[str, Any] = {}
+
+    def bad(field: str, msg: str) -> None:
+        if problems is None:
+            raise SpecError([f"{where}{field}: {msg}"])
+        problems.append(f"{where}{field}: {msg}")
+
+    for name, entry in entries.items():
+        if name not in types:
+            bad(name, f"unknown hyperparameter for {variant}; valid: {', '.join(sorted(types))}")
+            continue
+        kind = types[name]
+        if isinstance(entry, dict):
+            keys = set(entry)
+            if keys == {"choices"}:
+                choices = entry["choices"]
+                if not isinstance(choices, list) or not choices:
+                    bad(name, "choices must be a non-empty list")
+                    continue
+                dists[name] = Categorical(tuple(choices))
+            elif {"low", "high"} <= keys <= {"low", "high", "log"}:
+                low, high, log = entry["low"], entry["high"], bool(entry.get("log", False))
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
+                    bad(name, "low and high must be numbers")
+                    continue
+                if kind not in ("int", "float"):
+                    bad(name, f"a range needs a numeric hyperparameter; {name} is {kind}, use choices")
+                    continue
+                if low > high:
+                    bad(name, f"low ({low}) > high ({high})")
+                    continue
+                if low == high:
+                    bad(name, f"empty range: low == high == {low}; fix the value instead ({name}: {low})")
+                    continue
+                if log and low <= 0:
+                    bad(name, "a log range needs low > 0")
+                    continue
+                if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
+                    bad(name, "an integer range needs integer bounds")
+                    continue
+                dists[name] = Int(int(low), int(high), log) if kind == "int" else Float(float(low), float(high), log)
+            else:
+                bad(name, "expected a value, {choices: [...]} or {low: .., high: .., log: bool}")
+                continue
+        else:
+            fixed[name] = entry
+            dists.pop(name, None)
+    # Fixed values must be valid hyperparameters: build the params once to find out.
+    if fixed:
+        try:
+            v.make_params(fixed)
+        except Exception as e:  # ConfigError names the parameter
+            bad("", str(e))
+    return dists, fixed
+
+
+def _field_types(variant: Any) -> list[str]:
+    from dataclasses import fields
+
+    return [getattr(f.type, "__name__", f.type) for f in fields(variant.params_cls)]
+
+
+def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
+    """Validate a parsed YAML mapping. Raises `SpecError` listing every problem with its path."""
+    if not isinstance(data, dict):
+        raise SpecError(["top level must be a mapping of fields (name, dataset, variants, budget, ...)"], source)
+    try:
+        spec = SearchSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError([_pydantic_problem(err) for err in e.errors()], source) from None
+    problems: list[str] = []
+    known = variant_names()
+    for i, name in enumerate(spec.variants):
+        if name not in known:
+            problems.append(f"variants[{i}]: unknown variant {name!r}; valid: {', '.join(known)}")
+    if len(set(spec.variants)) != len(spec.variants):
+        problems.append("variants: listed twice")
+    for key, entries in spec.space.items():
+        if key != ALL and key not in spec.variants:
+            problems.append(f"space.{key}: not one of the spec's variants ({', '.join(spec.variants)}) or '{ALL}'")
+            continue
+        targets = [key] if key != ALL else [v for v in spec.variants if v in known]
+        for variant in targets:
+            merged = entries if key != ALL else {**entries, **spec.space.get(variant, {})}
+            before = len(problems)
+            _resolve(variant, merged, problems, where=f"space.{key}.")
+            if key == ALL and len(problems) > before:
+                problems[before:] = [p + f" (for {variant})" for p in problems[before:]]
+    if spec.budget.grace_epochs > spec.budget.max_epochs:
+        problems.append(f"budget.grace_epochs: {spec.budget.grace_epochs} > budget.max_epochs ({spec.budget.max_epochs})")
+    if spec.sampler.name == "cmaes":
+        for variant in (v for v in spec.variants if v in known):
+            dists, _ = _resolve(variant, {**spec.space.get(ALL, {}), **spec.space.get(variant, {})}, [])
+            if len(spec.variants) > 1:
+                problems.append("sampler.name: cmaes needs one variant with numeric dimensions only; use tpe")
+                break
+            if any(isinstance(d, Categorical) for d in dists.values()):
+                problems.append(f"sampler.name: cmaes cannot search categorical dimensions of {variant}; use tpe")
+    if spec.storage.startswith("s3://") and len(spec.storage) <= len("s3://"):
+        problems.append("storage: s3:// needs a bucket, e.g. s3://my-bucket/zsl")
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)), source)
+    return spec
+
+
+def _pydantic_problem(err: dict[str, Any]) -> str:
+    path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+    if err["type"] == "extra_forbidden":
+        return f"{path}: unknown field"
+    if err["type"] == "missing":
+        return f"{path}: required field is missing"
+    return f"{path}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else "")
+
+
+def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None) -> SearchSpec:
+    """Read and validate a YAML spec file; ``overrides`` replace top-level fields (CLI flags)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError([f"file not found: {path}"], str(path)) from None
+    except (OSError, yaml.YAMLError) as e:
+        raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], str(path)) from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **overrides}
+    return parse_spec(data, source=str(path))

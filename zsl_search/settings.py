@@ -1,0 +1,80 @@
+"""Every environment variable zsl-search reads, in one place.
+
+Each setting is a function, read at call time, so tests and Ray workers see the environment they
+run in rather than the one present at import time. AWS credentials are deliberately absent: boto3
+and pyarrow read them from the standard AWS chain themselves, so they never pass through our code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = ["s3_endpoint_url", "aws_region", "s3_retries", "s3_backoff", "cache_dir"]
+
+
+def s3_endpoint_url() -> str | None:
+    """The S3 endpoint override: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``, else None.
+
+    Same precedence as boto3, so pyarrow and boto3 talk to the same server. None means the
+    provider's default endpoint (AWS), or whatever an AWS profile configures.
+    """
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def aws_region() -> str | None:
+    """The AWS region: ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else None (SDK default)."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def s3_retries() -> int:
+    """How many times a failed S3 request is retried (``ZSL_S3_RETRIES``, default 4, >= 0).
+
+    Raises:
+        ConfigError: the variable is set but is not a non-negative integer.
+    """
+    raw = os.environ.get("ZSL_S3_RETRIES", "").strip()
+    if not raw:
+        return 4
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"ZSL_S3_RETRIES={raw!r} is not a non-negative integer; set e.g. ZSL_S3_RETRIES=4 or unset it")
+    return value
+
+
+def s3_backoff() -> float:
+    """First delay in seconds between S3 retries, doubled each retry (``ZSL_S3_BACKOFF``, default 0.5).
+
+    Raises:
+        ConfigError: the variable is set but is not a non-negative number.
+    """
+    raw = os.environ.get("ZSL_S3_BACKOFF", "").strip()
+    if not raw:
+        return 0.5
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:  # also rejects NaN
+        raise ConfigError(f"ZSL_S3_BACKOFF={raw!r} is not a non-negative number of seconds; set e.g. ZSL_S3_BACKOFF=0.5 or unset it")
+    return value
+
+
+def cache_dir() -> Path:
+    """Where generated and downloaded datasets are cached (``ZSL_SEARCH_CACHE``, default
+    ``~/.cache/zsl-search``)."""
+    raw = os.environ.get("ZSL_SEARCH_CACHE", "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "zsl-search"

@@ -1,0 +1,66 @@
+"""Where a search's features come from, and how to turn that into a preprocessed `Split`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import DataError
+
+__all__ = ["DataSource", "resolve_dataset_dir", "load_split"]
+
+DEMO = "demo"  # the built-in synthetic dataset, generated on first use
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Everything that determines a Split: identical sources share one feature store."""
+
+    path: str  # directory, s3://bucket/prefix, or "demo"
+    semantics: str = "att_splits.mat"
+    protocol: str = "validation"
+    preprocess: str = "minmax"
+    seed: int = 0  # seeds the validation-seen hold-out
+
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
+    """A local directory holding the dataset: ``demo`` is synthesised into the cache once,
+    ``s3://`` is downloaded into the cache once, anything else is used as it is."""
+    if path == DEMO:
+        from ..data import synthesize
+
+        root = cache_dir / "demo"
+        if not (root / "res101.mat").exists() or not (root / "att_splits.mat").exists():
+            synthesize(root, preset="demo", seed=0)
+        return root
+    if path.startswith("s3://"):
+        from ..storage import open_storage
+
+        storage = open_storage(path)
+        root = cache_dir / "s3" / hashlib.sha1(path.encode()).hexdigest()[:16]
+        for name in ("res101.mat", semantics):
+            if not (root / name).exists():
+                data = storage.read_bytes(name)
+                root.mkdir(parents=True, exist_ok=True)
+                tmp = root / (name + ".part")
+                tmp.write_bytes(data)
+                tmp.replace(root / name)
+        return root
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"dataset {path}: not a directory; give an xlsa17 directory, s3://bucket/prefix or 'demo'")
+    return root
+
+
+def load_split(source: DataSource, *, cache_dir: Path):  # -> Split
+    """Load, validate and preprocess the dataset of ``source`` (reads the .mat files)."""
+    from ..data import load_xlsa, make_split
+
+    root = resolve_dataset_dir(source.path, semantics=source.semantics, cache_dir=cache_dir)
+    ds = load_xlsa(root, semantics=source.semantics)
+    return make_split(ds, source.protocol, seed=source.seed, preprocess=source.preprocess)

@@ -1,0 +1,136 @@
+"""The per-node feature store: one Ray actor per node loads a dataset once and shares it.
+
+CPU: the actor puts the preprocessed arrays into the node's object store ONCE and hands out
+that ObjectRef; every trial's ``ray.get`` maps the same shared memory read-only (zero copy).
+GPU: the actor keeps one device copy per GPU and exports CUDA IPC handles
+(torch.multiprocessing reductions) so trials on that GPU map the same device memory; if IPC
+is unavailable a trial falls back to its own device copy of the shared CPU arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ._source import DataSource, load_split
+
+__all__ = ["FeatureStore", "get_store", "fetch_split", "store_actor_name", "NAMESPACE"]
+
+NAMESPACE = "zsl-search"
+
+
+class FeatureStore:
+    """Actor body (wrapped by ``ray.remote`` in `get_store`). Loads the split in ``__init__``."""
+
+    def __init__(self, source: DataSource, cache_dir: str) -> None:
+        import ray
+
+        split = load_split(source, cache_dir=Path(cache_dir))
+        self._split = split
+        self._meta, arrays = split.to_arrays()
+        self._ref = ray.put(arrays)  # the node's one copy
+        self._nbytes = int(sum(a.nbytes for a in arrays.values()))
+        self._node_id = ray.get_runtime_context().get_node_id()
+        self._cuda: dict[str, Any] = {}  # GPU uuid -> (device tensors, exported handles)
+        self._served = 0
+
+    def handle(self) -> dict[str, Any]:
+        """Metadata plus the ObjectRef, wrapped in a list so Ray passes the ref, not the data."""
+        self._served += 1
+        return {"meta": self._meta, "refs": [self._ref], "node_id": self._node_id, "pid": os.getpid()}
+
+    def stats(self) -> dict[str, Any]:
+        return {"node_id": self._node_id, "pid": os.getpid(), "nbytes": self._nbytes, "served": self._served,
+                "cuda_copies": len(self._cuda)}
+
+    def cuda_handles(self, gpu_uuid: str) -> dict[str, Any] | None:
+        """IPC handles of this store's copy on the GPU with ``gpu_uuid`` (created on first call).
+        Returns None when that GPU is not visible here or CUDA IPC is unsupported."""
+        import torch
+        from torch.multiprocessing.reductions import reduce_tensor
+
+        if not torch.cuda.is_available():
+            return None
+        if gpu_uuid not in self._cuda:
+            index = next((i for i in range(torch.cuda.device_count())
+                          if str(torch.cuda.get_device_properties(i).uuid) == gpu_uuid), None)
+            if index is None:
+                return None
+            device = torch.device("cuda", index)
+            tensors = {k: torch.from_numpy(v.copy()).to(device) for k, v in self._split.to_arrays()[1].items()}
+            self._cuda[gpu_uuid] = (tensors, {k: reduce_tensor(t)[1] for k, t in tensors.items()})
+        return {"meta": self._meta, "ipc": self._cuda[gpu_uuid][1]}
+
+
+def store_actor_name(source: DataSource, node_id: str, search: str) -> str:
+    return f"feature-store-{search}-{source.key()}-{node_id[:16]}"
+
+
+def get_store(source: DataSource, *, search: str, cache_dir: str | Path, node_id: str | None = None) -> Any:
+    """Get or create the feature-store actor for ``source`` on ``node_id`` (default: this node).
+
+    Detached, so it outlives the trial that created it and serves every later trial on the
+    node; the search driver kills it when the search ends (`release_stores`)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node_id = node_id or ray.get_runtime_context().get_node_id()
+    actor_cls = ray.remote(num_cpus=0)(FeatureStore)
+    return actor_cls.options(
+        name=store_actor_name(source, node_id, search), namespace=NAMESPACE, get_if_exists=True,
+        lifetime="detached", scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        # The store sees every GPU of its node, so it can hold one copy per GPU.
+        runtime_env={"env_vars": {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}},
+    ).remote(source, str(cache_dir))
+
+
+def fetch_split(store: Any, *, device: str = "cpu"):  # -> Split
+    """The split served by ``store`` for a trial running on ``device``; never reads .mat files."""
+    import ray
+    import torch
+
+    from ..data import Split
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        split = _fetch_cuda(store)
+        if split is not None:
+            return split
+    info = ray.get(store.handle.remote())
+    split = Split.from_arrays(info["meta"], ray.get(info["refs"][0]))  # read-only, zero-copy views
+    return split
+
+
+def _fetch_cuda(store: Any):  # -> Split | None
+    import ray
+    import torch
+    from torch.multiprocessing.reductions import rebuild_cuda_tensor
+
+    from ..data import Split
+
+    try:
+        uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+        info = ray.get(store.cuda_handles.remote(uuid))
+        if info is None:
+            return None
+        local = torch.cuda.current_device()
+        tensors = {}
+        for name, args in info["ipc"].items():
+            args = list(args)
+            args[6] = local  # the storage's device index in THIS process's numbering
+            tensors[name] = rebuild_cuda_tensor(*args)
+        return Split(dataset=info["meta"]["dataset"], protocol=info["meta"]["protocol"], **tensors)
+    except Exception:  # no IPC (e.g. MIG, WSL): the caller falls back to a per-trial device copy
+        return None
+
+
+def release_stores(search: str) -> int:
+    """Kill the feature-store actors of ``search`` on every node; returns how many."""
+    import ray
+
+    killed = 0
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] == NAMESPACE and actor["name"].startswith(f"feature-store-{search}-"):
+            ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE))
+            killed += 1
+    return killed
