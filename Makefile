@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	test -f .demo/data/res101.mat || $(VENV)/bin/zsl-search data synth .demo/data --preset demo
-	$(VENV)/bin/zsl-search train --data .demo/data --variant fclswgan --epochs 10 --set hidden=512 --logdir .demo/tb
+	$(VENV)/bin/zsl-search search run experiments/quickstart.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -24,4 +23,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf .demo zsl-results .pytest_cache
+	rm -rf zsl-results .pytest_cache

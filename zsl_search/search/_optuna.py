@@ -21,17 +21,25 @@ except ImportError:  # pragma: no cover
 METRIC = "best_H"  # best validation H over the epochs so far: what trials are ranked by
 
 
-def define_by_run(spec: SearchSpec) -> Callable[[Any], None]:
-    """Variant is the top-level choice; every other parameter is conditional on it and named
-    ``<variant>/<param>`` so Tune hands the trainable ``config[variant][param]``."""
-    spaces = {v: spec.variant_space(v)[0] for v in spec.variants}
+class DefineByRun:
+    """The conditional space (a picklable callable, as Tune checkpoints its searcher).
 
-    def define(trial: Any) -> None:
-        variant = trial.suggest_categorical("variant", list(spec.variants))
-        for name, dist in sorted(spaces[variant].items()):
+    Variant is the top-level choice; every other parameter is conditional on it and named
+    ``<variant>/<param>`` so Tune hands the trainable ``config[variant][param]``."""
+
+    def __init__(self, spec: SearchSpec) -> None:
+        self.variants = list(spec.variants)
+        self.spaces = {v: spec.variant_space(v)[0] for v in spec.variants}
+
+    def __call__(self, trial: Any) -> None:
+        variant = trial.suggest_categorical("variant", self.variants)
+        for name, dist in sorted(self.spaces[variant].items()):
             _suggest(trial, f"{variant}/{name}", dist)
 
-    return define
+
+def define_by_run(spec: SearchSpec) -> Callable[[Any], None]:
+    """The spec's conditional search space as an Optuna define-by-run function."""
+    return DefineByRun(spec)
 
 
 def _suggest(trial: Any, name: str, dist: Distribution) -> Any:
@@ -76,13 +84,29 @@ class _HonestOptunaSearch(OptunaSearch):
 
 
 
-def make_searcher(spec: SearchSpec, *, journal: Path, study_name: str) -> Any:
+def warm_start_points(spec: SearchSpec, *, dataset: str | None) -> list[dict[str, Any]]:
+    """One first trial per variant at its reference defaults for ``dataset`` (the values the
+    spec's space can express), so a search starts from what the papers recommend."""
+    from ..models import get_variant
+
+    points = []
+    for variant in spec.variants:
+        dists, fixed = spec.variant_space(variant)
+        defaults = get_variant(variant).defaults(dataset)
+        point: dict[str, Any] = {"variant": variant}
+        point.update({f"{variant}/{k}": defaults[k] for k, d in dists.items() if d.contains(defaults[k])})
+        points.append(point)
+    return points
+
+
+def make_searcher(spec: SearchSpec, *, journal: Path, study_name: str, dataset: str | None = None) -> Any:
     """OptunaSearch with a persisted study (JournalStorage file: ``optuna-dashboard`` opens it)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
+    points = warm_start_points(spec, dataset=dataset) if spec.warm_start else None
     journal.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(journal)))
     return _HonestOptunaSearch(
         space=define_by_run(spec), metric=METRIC, mode="max", sampler=make_sampler(spec), storage=storage,
-        study_name=study_name, max_epochs=spec.budget.max_epochs,
+        study_name=study_name, max_epochs=spec.budget.max_epochs, points_to_evaluate=points,
     )

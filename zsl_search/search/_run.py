@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +90,9 @@ def run_search(
     if updates:
         spec = parse_spec({**spec.model_dump(), **updates})
     cache_dir = settings.cache_dir()
+    # Checkpointing every epoch is intended; Tune's warning about frequent snapshots is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress lines replace Tune's tables
     storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
     _save_spec(spec, experiment)
     _init_ray(address)
@@ -113,13 +115,13 @@ def run_search(
                 if spec.scheduler == "asha" else FIFOScheduler()
             )
             searcher = make_searcher(spec, journal=_journal_path(spec.storage, spec.name, cache_dir),
-                                     study_name=spec.name)
+                                     study_name=spec.name, dataset=source.dataset_name())
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
                     metric=METRIC, mode="max", search_alg=tune.search.ConcurrencyLimiter(searcher, spec.max_concurrent),
                     scheduler=scheduler, num_samples=spec.budget.trials, time_budget_s=spec.budget.time_budget_s,
-                    reuse_actors=False,
+                    reuse_actors=False, trial_dirname_creator=_trial_dirname,
                 ),
                 run_config=tune.RunConfig(
                     name=spec.name, storage_path=storage_path, storage_filesystem=fs,
@@ -133,6 +135,10 @@ def run_search(
         release_stores(spec.name)
     rows = rank_rows(results_rows(grid, spec))
     return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=time.perf_counter() - start)
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"{trial.trial_id}-{trial.config.get('variant', 'trial')}"
 
 
 def resume_search(name: str, *, storage: str, address: str | None = None, progress: bool = True) -> SearchResult:

@@ -73,6 +73,7 @@ class SearchSpec(_Strict):
     seed: int = 0
     device: str = "auto"
     eval_every: int = Field(default=1, ge=1)
+    warm_start: bool = True  # first trial of each variant = its reference defaults
 
     def variant_space(self, variant: str) -> tuple[dict[str, Distribution], dict[str, Any]]:
         """(searched distributions, fixed values) for ``variant``: its declared space with the

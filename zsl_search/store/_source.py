@@ -24,6 +24,10 @@ class DataSource:
     preprocess: str = "minmax"
     seed: int = 0  # seeds the validation-seen hold-out
 
+    def dataset_name(self) -> str:
+        """The name `load_xlsa` will give the dataset (selects per-dataset defaults)."""
+        return "DEMO" if self.path == DEMO else self.path.rstrip("/").rsplit("/", 1)[-1].upper()
+
     def key(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 

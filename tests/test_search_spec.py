@@ -1,0 +1,103 @@
+"""Search specs: every shipped spec validates; bad specs fail with every problem and its field path."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zsl_search.errors import SpecError
+from zsl_search.models import Categorical, Float, Int
+from zsl_search.search import load_spec, parse_spec
+
+EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
+
+BASE = {
+    "name": "t",
+    "dataset": {"path": "demo"},
+    "variants": ["fclswgan", "filmwgan"],
+    "budget": {"trials": 4, "max_epochs": 3, "grace_epochs": 1},
+}
+
+
+def test_the_shipped_specs_exist() -> None:
+    names = {p.stem for p in EXPERIMENTS}
+    assert {"quickstart", "awa1", "awa2", "cub", "sun", "seed-table-awa1", "seed-table-awa2", "seed-table-cub"} <= names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_shipped_spec_is_valid_and_starts_with_its_command(path: Path) -> None:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# zsl-search search run experiments/") and path.name in first
+    load_spec(path)
+
+
+def test_space_overrides_fix_narrow_and_replace() -> None:
+    spec = parse_spec({**BASE, "space": {
+        "all": {"hidden": 128},
+        "fclswgan": {"lr_g": {"low": 1e-4, "high": 2e-4, "log": True}, "syn_num": {"choices": [10, 20]}},
+        "filmwgan": {"film_depth": {"low": 1, "high": 2}, "beta2": {"choices": [0.9, 0.999]}},
+    }})
+    dists, fixed = spec.variant_space("fclswgan")
+    assert fixed == {"hidden": 128} and "hidden" not in dists
+    assert dists["lr_g"] == Float(1e-4, 2e-4, True) and dists["syn_num"] == Categorical((10, 20))
+    dists, fixed = spec.variant_space("filmwgan")
+    assert dists["film_depth"] == Int(1, 2) and dists["beta2"] == Categorical((0.9, 0.999))
+    assert dists["gp_lambda"] == Float(1.0, 20.0, True)  # the variant's own default space otherwise
+
+
+BAD = [
+    ({"name": None}, "name: "),
+    ({"budget": {"trials": -1, "max_epochs": 3}}, "budget.trials: Input should be greater than or equal to 1"),
+    ({"budget": {"trials": 2}}, "budget.max_epochs: required field is missing"),
+    ({"variants": ["fclswgan", "stylegan"]}, "variants[1]: unknown variant 'stylegan'"),
+    ({"variants": []}, "variants: "),
+    ({"colour": "red"}, "colour: unknown field"),
+    ({"budget": {"trials": 2, "max_epochs": "many"}}, "budget.max_epochs: Input should be a valid integer"),
+    ({"space": {"fclswgan": {"lr_g": {"low": 1e-3, "high": 1e-4}}}}, "space.fclswgan.lr_g: low (0.001) > high (0.0001)"),
+    ({"space": {"fclswgan": {"lr_g": {"low": 1e-3, "high": 1e-3}}}}, "space.fclswgan.lr_g: empty range"),
+    ({"space": {"fclswgan": {"syn_num": {"choices": []}}}}, "space.fclswgan.syn_num: choices must be a non-empty list"),
+    ({"space": {"fclswgan": {"film_depth": 2}}}, "space.fclswgan.film_depth: unknown hyperparameter for fclswgan"),
+    ({"space": {"cgan": {"lr_g": 1e-4}}}, "space.cgan: not one of the spec's variants"),
+    ({"space": {"filmwgan": {"film_depth": 9}}}, "'film_depth' must be between 1 and 4"),
+    ({"budget": {"trials": 2, "max_epochs": 3, "grace_epochs": 5}}, "budget.grace_epochs: 5 > budget.max_epochs (3)"),
+    ({"resources": {"cpu": 0}}, "resources.cpu: Input should be greater than 0"),
+    ({"scheduler": "pbt"}, "scheduler: Input should be 'asha' or 'fifo'"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_specs_name_the_field(change: dict, message: str) -> None:
+    data = {**copy.deepcopy(BASE), **change}
+    with pytest.raises(SpecError) as e:
+        parse_spec(data)
+    assert message in str(e.value)
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    data = {**copy.deepcopy(BASE), "colour": 1, "budget": {"trials": 0, "max_epochs": -2}}
+    with pytest.raises(SpecError) as e:
+        parse_spec(data)
+    assert len(e.value.problems) == 3
+
+
+def test_cli_validate_bad_spec_exits_2_and_starts_nothing(tmp_path: Path) -> None:
+    spec = {**copy.deepcopy(BASE), "variants": ["nope"], "storage": str(tmp_path / "results")}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    for action in ("validate", "run"):
+        r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", action, str(path)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "variants[0]: unknown variant 'nope'" in r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()  # nothing was started or written
+
+
+def test_cli_validate_missing_file(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "validate", str(tmp_path / "x.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "x.yaml: file not found" in r.stderr
