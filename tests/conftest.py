@@ -220,3 +220,28 @@ def demo_split(demo_dir: Path):
     from zsl_search.data import load_xlsa, make_split
 
     return make_split(load_xlsa(demo_dir), "validation", seed=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Generated datasets go to a per-session cache, inherited by Ray workers and subprocesses."""
+    old = os.environ.get("ZSL_SEARCH_CACHE")
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["ZSL_SEARCH_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ZSL_SEARCH_CACHE", None)
+    else:
+        os.environ["ZSL_SEARCH_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def ray_local(_hermetic_cache: Path) -> Iterator[object]:
+    """One local Ray instance (2 CPUs) for the whole session."""
+    import ray
+
+    # Workers import the test modules that define remote classes (e.g. test_store.Trial).
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    yield ray
+    ray.shutdown()

@@ -61,35 +61,35 @@ def test_demo_loads(demo):
     assert demo.name == "DEMO" and demo.semantics == "att_splits.mat"
     n = demo.features.shape[0]
     assert demo.features.dtype == np.float32 and demo.features.shape == (n, 128)
-    assert demo.labels.dtype == np.int64 and demo.labels.min() == 0 and demo.labels.max() == 23
-    assert demo.att.shape == (24, 24) and np.allclose(np.linalg.norm(demo.att, axis=1), 1.0, atol=1e-5)
+    assert demo.labels.dtype == np.int64 and demo.labels.min() == 0 and demo.labels.max() == 39
+    assert demo.att.shape == (40, 16) and np.allclose(np.linalg.norm(demo.att, axis=1), 1.0, atol=1e-5)
     assert (demo.features >= 0).all()
     assert set(demo.locs) == {"trainval", "test_seen", "test_unseen", "train", "val"}
     parts = np.concatenate([demo.locs[k] for k in ("trainval", "test_seen", "test_unseen")])
     assert np.array_equal(np.sort(parts), np.arange(n))  # disjoint and covering
     assert np.array_equal(np.sort(np.concatenate([demo.locs["train"], demo.locs["val"]])),
                           np.sort(np.concatenate([demo.locs["trainval"], demo.locs["test_seen"]])))
-    assert demo.class_names is not None and len(demo.class_names) == 24
+    assert demo.class_names is not None and len(demo.class_names) == 40
 
 
 def test_test_protocol(demo):
     s = make_split(demo, "test")
-    assert (s.n_seen, s.n_unseen, s.n_classes, s.feat_dim, s.att_dim) == (16, 8, 24, 128, 24)
+    assert (s.n_seen, s.n_unseen, s.n_classes, s.feat_dim, s.att_dim) == (30, 10, 40, 128, 16)
     assert s.train_x.shape[0] == demo.locs["trainval"].size
     assert s.seen_x.shape[0] == demo.locs["test_seen"].size
     assert s.unseen_x.shape[0] == demo.locs["test_unseen"].size
-    assert s.train_y.min() >= 0 and s.train_y.max() < 16 and s.seen_y.max() < 16
-    assert s.unseen_y.min() >= 16 and s.unseen_y.max() < 24
+    assert s.train_y.min() >= 0 and s.train_y.max() < 30 and s.seen_y.max() < 30
+    assert s.unseen_y.min() >= 30 and s.unseen_y.max() < 40
     assert torch.equal(s.att, torch.from_numpy(demo.att[np.r_[s.seen_classes.numpy(), s.unseen_classes.numpy()]]))
     assert torch.equal(s.seen_classes[s.train_y], torch.from_numpy(demo.labels[demo.locs["trainval"]]))
     assert s.summary() == {"dataset": "DEMO", "protocol": "test", "n_train": s.train_x.shape[0],
                            "n_seen_eval": s.seen_x.shape[0], "n_unseen_eval": s.unseen_x.shape[0],
-                           "n_seen": 16, "n_unseen": 8, "n_classes": 24, "feat_dim": 128, "att_dim": 24}
+                           "n_seen": 30, "n_unseen": 10, "n_classes": 40, "feat_dim": 128, "att_dim": 16}
 
 
 def test_validation_protocol(demo):
     s = make_split(demo, "validation")
-    assert (s.n_seen, s.n_unseen) == (11, 5)
+    assert (s.n_seen, s.n_unseen) == (22, 8)
     rows = validation_rows(demo)
     tv = demo.locs["trainval"]
     for a, b in (("train", "seen"), ("train", "unseen"), ("seen", "unseen")):
@@ -101,7 +101,7 @@ def test_validation_protocol(demo):
     assert set(np.unique(demo.labels[rows["seen"]])) == set(seen_cls)  # every train class has held-out images
     frac = rows["seen"].size / (rows["seen"].size + rows["train"].size)
     assert 0.15 < frac < 0.25
-    assert s.train_y.max() < 11 and s.seen_y.max() < 11 and s.unseen_y.min() == 11 and s.unseen_y.max() == 15
+    assert s.train_y.max() < 22 and s.seen_y.max() < 22 and s.unseen_y.min() == 22 and s.unseen_y.max() == 29
 
 
 def test_val_fraction_keeps_one(demo):

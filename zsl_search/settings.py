@@ -78,3 +78,12 @@ def cache_dir() -> Path:
     ``~/.cache/zsl-search``)."""
     raw = os.environ.get("ZSL_SEARCH_CACHE", "").strip()
     return Path(raw).expanduser() if raw else Path.home() / ".cache" / "zsl-search"
+
+
+def spool_dir() -> Path:
+    """Where leaderboard writes that could not reach their storage wait for upload
+    (``cache_dir()/"spool"``; follows ``ZSL_SEARCH_CACHE``)."""
+    return cache_dir() / "spool"
+
+
+__all__ += ["spool_dir"]

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ZslSearchError
-from . import _data, _search, _train, _variants
+from . import _data, _finalize, _leaderboard, _search, _train, _variants
 
 __all__ = ["main"]
 
-_COMMANDS = (_data, _train, _search, _variants)
+_COMMANDS = (_data, _train, _search, _leaderboard, _finalize, _variants)
 
 
 def build_parser() -> argparse.ArgumentParser:

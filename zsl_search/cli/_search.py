@@ -62,16 +62,9 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def print_best(result: Any, *, top: int) -> None:
-    rows = result.rows[:top]
-    print(f"search {result.name}: {len(result.rows)} trials in {result.seconds:.0f}s; best by validation H "
-          f"(results in {result.storage.rstrip('/')}/{result.name})")
-    print(f"{'rank':>4} {'variant':9} {'H':>6} {'U':>6} {'S':>6} {'epoch':>5} {'status':13} key hyperparameters")
-    for r in rows:
-        keys = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(r["params"].items()))
-        print(f"{r['rank']:>4} {r['variant']:9} {r['H']:6.4f} {r['U']:6.4f} {r['S']:6.4f} {r['best_epoch']:>5} "
-              f"{r['status']:13} {keys}")
+    from ..leaderboard import format_rows
+
+    print(f"search {result.name}: {len(result.rows)} trials in {result.seconds:.0f}s, ranked by validation H; "
+          f"leaderboard in {result.storage.rstrip('/')}/{result.name}/")
+    print(format_rows(result.rows, fmt="table", top=top))
     sys.stdout.flush()
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)

@@ -1,6 +1,6 @@
 """Search specs and the Ray Tune + Optuna search over the GAN variants.
 
-``run_search`` and ``resume_search`` are loaded on first use (they import Ray), so validating
+``run_search``, ``resume_search`` and ``finalize`` are loaded on first use (they import Ray), so validating
 a spec stays fast.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from ._spec import BudgetSpec, DatasetSpec, ResourcesSpec, SamplerSpec, SearchSpec, load_spec, parse_spec
 
 __all__ = ["SearchSpec", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec",
-           "run_search", "resume_search", "SearchResult"]
+           "run_search", "resume_search", "SearchResult", "finalize"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from . import _run
 
         return getattr(_run, name)
+    if name == "finalize":
+        from ._finalize import finalize
+
+        return finalize
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@ searcher that tells Optuna the truth about early-stopped trials."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,10 @@ def make_sampler(spec: SearchSpec) -> Any:
     # Multivariate + group TPE models the per-variant parameter groups jointly; a third of the
     # budget (3..10 trials) explores at random first.
     startup = min(10, max(3, spec.budget.trials // 3))
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup,
-                                      constant_liar=True)
+    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna, and what we want
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup,
+                                          constant_liar=True)
 
 
 class _HonestOptunaSearch(OptunaSearch):

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import SpecError, ZslSearchError
+from ..errors import ZslSearchError
 from ._spec import SearchSpec, parse_spec
 
 __all__ = ["run_search", "resume_search", "SearchResult"]
@@ -75,7 +75,8 @@ def run_search(
 
     from .. import settings
     from ..store import DataSource, release_stores
-    from ._callbacks import ProgressCallback
+    from ..leaderboard import LeaderboardWriter, read_rows
+    from ._callbacks import LeaderboardCallback, ProgressCallback, trial_row
     from ._optuna import METRIC, make_searcher
     from ._trainable import run_trial
 
@@ -104,6 +105,9 @@ def run_search(
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     reporter = ProgressCallback(total=spec.budget.trials, enabled=progress)
+    done_before = _existing_rows(spec) if resume else []
+    board = LeaderboardCallback(spec=spec, dataset=source.dataset_name(),
+                                start_order=max((r["completed_order"] or 0 for r in done_before), default=0))
     try:
         if resume:
             tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True,
@@ -126,15 +130,35 @@ def run_search(
                 run_config=tune.RunConfig(
                     name=spec.name, storage_path=storage_path, storage_filesystem=fs,
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[TBXLoggerCallback(), reporter], verbose=0,
+                    callbacks=[TBXLoggerCallback(), board, reporter], verbose=0,
                     failure_config=tune.FailureConfig(max_failures=1),
                 ),
             )
         grid = tuner.fit()
     finally:
         release_stores(spec.name)
-    rows = rank_rows(results_rows(grid, spec))
+    # Every trial Tune knows must be on the leaderboard exactly once, including trials that
+    # finished in an earlier (interrupted) driver; the writer merges rows by trial id.
+    known = {r["trial_id"] for r in done_before} | board.written
+    missing = [result for result in grid if result.metrics and result.metrics.get("trial_id") not in known]
+    if missing:
+        order = board.order
+        LeaderboardWriter(spec.storage, spec.name).write([
+            {**trial_row(trial_id=r.metrics["trial_id"], config=r.config or {}, result=r.metrics, error=r.error is not None,
+                         spec=spec, dataset=source.dataset_name()), "completed_order": (order := order + 1)}
+            for r in missing
+        ])
+    rows = read_rows(spec.storage, spec.name)
     return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=time.perf_counter() - start)
+
+
+def _existing_rows(spec: SearchSpec) -> list[dict[str, Any]]:
+    from ..leaderboard import SearchNotFound, read_rows
+
+    try:
+        return read_rows(spec.storage, spec.name)
+    except SearchNotFound:
+        return []
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -162,29 +186,3 @@ def _save_spec(spec: SearchSpec, experiment: str) -> None:
 
     root, _, key = experiment.rpartition("/")
     open_storage(root).write_bytes(f"{key}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
-
-
-def results_rows(grid: Any, spec: SearchSpec) -> list[dict[str, Any]]:
-    """One row per trial from a Tune ResultGrid."""
-    rows = []
-    for result in grid:
-        m = result.metrics or {}
-        config = result.config or {}
-        variant = config.get("variant", m.get("variant", "?"))
-        epoch = int(m.get("epoch", 0))
-        status = "ERROR" if result.error else ("COMPLETE" if epoch >= spec.budget.max_epochs else "EARLY_STOPPED")
-        rows.append({
-            "trial_id": str(m.get("trial_id", "?")),
-            "variant": variant, "status": status, "epochs": epoch,
-            "H": float(m.get("best_H", 0.0)), "U": float(m.get("best_U", 0.0)), "S": float(m.get("best_S", 0.0)),
-            "zsl_acc": float(m.get("best_zsl_acc", 0.0)), "retrieval_map": float(m.get("best_retrieval_map", 0.0)),
-            "best_epoch": int(m.get("best_epoch", 0)), "seconds": float(m.get("time_total_s", 0.0)),
-            "node_id": m.get("node_id"), "params": dict(config.get(variant, {})),
-        })
-    return rows
-
-
-def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best validation H first; ties by higher U, then earlier trial."""
-    ordered = sorted(rows, key=lambda r: (-r["H"], -r["U"], str(r["trial_id"])))
-    return [{"rank": i + 1, **r} for i, r in enumerate(ordered)]

@@ -1,0 +1,343 @@
+"""Tests for zsl_search.leaderboard: ranking and Pareto rules on hand-made rows, the file formats
+(Parquet round trip, pandas, duckdb, CSV, markdown), the writer on a local directory and on the
+real S3 fixture (including an outage: spool, then upload by the next write and by sync_pending),
+finalize's test columns, and the plots."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zsl_search import __version__
+from zsl_search.errors import StorageError, ZslSearchError
+from zsl_search.leaderboard import (
+    LeaderboardError,
+    LeaderboardWriter,
+    SearchNotFound,
+    format_rows,
+    leaderboard_schema,
+    list_searches,
+    pareto_flags,
+    pending_searches,
+    plot_search,
+    rank_rows,
+    read_leaderboard,
+    read_rows,
+    rows_to_table,
+    sync_pending,
+    table_to_rows,
+    update_test_columns,
+)
+from zsl_search.storage import open_storage
+
+T0 = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own spool directory."""
+    monkeypatch.setenv("ZSL_SEARCH_CACHE", str(tmp_path / "cache"))
+
+
+def row(tid: str, h: float | None, u: float | None, s: float | None, *, status: str = "COMPLETE",
+        order: int = 0, variant: str = "fclswgan", search: str = "srch", **extra: Any) -> dict[str, Any]:
+    """One input row as the search hands it over."""
+    params = {"fclswgan": {"lr": 1e-4, "n_critic": 5, "cls_weight": 0.01},
+              "cgan": {"lr": 2e-4, "hidden": 4096, "use_bn": True}}.get(variant, {"lr": 1e-3})
+    return {
+        "trial_id": tid, "search": search, "dataset": "CUB", "protocol": "validation", "variant": variant,
+        "status": status, "epochs": 30, "best_epoch": 21, "H": h, "U": u, "S": s, "zsl_acc": 0.5,
+        "retrieval_map": 0.3, "seconds": 12.5, "seed": 0, "node_id": None, "params": params,
+        "created_at": T0 + timedelta(seconds=10 * order), "completed_order": order, **extra,
+    }
+
+
+def sample_rows(search: str = "srch", n: int = 6, start: int = 0) -> list[dict[str, Any]]:
+    variants = ["fclswgan", "cgan", "other"]
+    out = [row(f"t{i:03d}", 0.3 + 0.03 * ((i * 7) % n), 0.2 + 0.02 * i, 0.7 - 0.03 * i, order=i,
+               variant=variants[i % 3], search=search, node_id=f"node-{i % 2}")
+           for i in range(start, start + n)]
+    out[-1] = {**out[-1], "status": "ERROR", "H": None, "U": None, "S": None}
+    return out
+
+
+# ---------------------------------------------------------------- ranking and Pareto
+
+
+def test_rank_by_h_then_u_then_completed_order_then_trial_id() -> None:
+    rows = [
+        row("a", 0.50, 0.40, 0.60, order=3),
+        row("b", 0.60, 0.50, 0.70, order=5),
+        row("c", 0.50, 0.45, 0.55, order=4),  # same H as a, higher U -> before a
+        row("d", 0.50, 0.40, 0.60, order=1),  # same H and U as a, finished earlier -> before a
+        row("e", 0.50, 0.40, 0.60, order=1),  # identical to d: trial_id decides
+    ]
+    ranked = rank_rows(rows)
+    assert [r["trial_id"] for r in ranked] == ["b", "c", "d", "e", "a"]
+    assert [r["rank"] for r in ranked] == [1, 2, 3, 4, 5]
+
+
+def test_error_rows_rank_last_and_are_never_pareto() -> None:
+    rows = [
+        row("err", 0.99, 0.99, 0.99, status="ERROR", order=0),  # best numbers, but failed
+        row("ok", 0.10, 0.10, 0.10, order=1),
+        row("nan", None, None, None, status="ERROR", order=2),
+        row("early", 0.20, 0.10, 0.40, status="EARLY_STOPPED", order=3),
+    ]
+    ranked = rank_rows(rows)
+    assert [r["trial_id"] for r in ranked] == ["early", "ok", "err", "nan"]
+    assert {r["trial_id"]: r["pareto"] for r in ranked} == {"early": True, "ok": False, "err": False, "nan": False}
+
+
+def test_pareto_flags_dominated_duplicates_and_ties() -> None:
+    rows = [
+        row("front-high-u", 0.5, 0.8, 0.2),
+        row("front-mid", 0.5, 0.5, 0.5),
+        row("dup-of-mid", 0.5, 0.5, 0.5),  # exact duplicates: neither dominates the other
+        row("dominated", 0.4, 0.4, 0.4),  # below front-mid on both
+        row("weakly-dominated", 0.4, 0.5, 0.45),  # equal U, lower S
+        row("front-high-s", 0.3, 0.1, 0.9),
+        row("same-s-lower-u", 0.2, 0.05, 0.9),  # equal S, lower U
+        row("error", 0.9, 1.0, 1.0, status="ERROR"),  # would dominate all, but ERROR rows don't count
+    ]
+    flags = dict(zip([r["trial_id"] for r in rows], pareto_flags(rows), strict=True))
+    assert flags == {
+        "front-high-u": True, "front-mid": True, "dup-of-mid": True, "dominated": False,
+        "weakly-dominated": False, "front-high-s": True, "same-s-lower-u": False, "error": False,
+    }
+
+
+def test_pareto_flags_match_brute_force() -> None:
+    import random
+
+    rng = random.Random(0)
+    rows = [row(f"t{i}", 0.5, rng.choice([0.1, 0.2, 0.3, 0.4]), rng.choice([0.1, 0.2, 0.3]),
+                status=rng.choice(["COMPLETE", "COMPLETE", "ERROR"])) for i in range(60)]
+    ok = [r for r in rows if r["status"] != "ERROR"]
+
+    def dominated(r: dict[str, Any]) -> bool:
+        return any(o["U"] >= r["U"] and o["S"] >= r["S"] and (o["U"] > r["U"] or o["S"] > r["S"]) for o in ok)
+
+    assert pareto_flags(rows) == [r["status"] != "ERROR" and not dominated(r) for r in rows]
+
+
+# ---------------------------------------------------------------- schema and validation
+
+
+def test_table_schema_params_union_and_config_json() -> None:
+    table = rows_to_table(sample_rows())
+    names = table.column_names
+    assert names[:3] == ["rank", "search", "trial_id"]
+    params = [n for n in names if n.startswith("param_")]
+    assert params == ["param_cls_weight", "param_hidden", "param_lr", "param_n_critic", "param_use_bn"]
+    for col in ("test_U_mean", "test_H_std", "test_seeds", "completed_order", "node_id", "version", "created_at", "pareto"):
+        assert col in names
+    rows = table_to_rows(table)
+    cgan = next(r for r in rows if r["variant"] == "cgan")
+    assert cgan["param_hidden"] == 4096 and cgan["param_use_bn"] is True and cgan["param_n_critic"] is None
+    assert json.loads(cgan["config_json"]) == {"lr": 2e-4, "hidden": 4096, "use_bn": True}
+    assert cgan["version"] == __version__ and cgan["created_at"].tzinfo is not None
+    assert table.schema.field("param_hidden").type == "int64"
+    fixed = leaderboard_schema()
+    assert not any(n.startswith("param_") for n in fixed.names)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"status": "DONE"}, "status 'DONE'"),
+    ({"trial_id": ""}, "no trial_id"),
+    ({"H": None}, "needs numeric H, U and S"),
+    ({"bogus": 1}, "unknown row key"),
+    ({"epochs": 2.5}, "not an integer"),
+    ({"created_at": "yesterday"}, "ISO 8601"),
+    ({"search": "other"}, "belongs to search 'other'"),
+])
+def test_invalid_rows_are_rejected_before_any_write(tmp_path: Path, bad: dict[str, Any], match: str) -> None:
+    writer = LeaderboardWriter(str(tmp_path / "res"), "srch")
+    with pytest.raises(LeaderboardError, match=match):
+        writer.write([{**row("t1", 0.5, 0.5, 0.5), **bad}])
+    assert open_storage(str(tmp_path / "res")).list() == []
+
+
+def test_invalid_search_name(tmp_path: Path) -> None:
+    for name in ("", "a/b", "_index", "../x"):
+        with pytest.raises(LeaderboardError, match="invalid search name"):
+            LeaderboardWriter(str(tmp_path), name)
+
+
+# ---------------------------------------------------------------- files on a local storage
+
+
+def test_local_write_and_every_format(tmp_path: Path) -> None:
+    import duckdb
+    import pandas as pd
+
+    root = tmp_path / "res"
+    rows = sample_rows()
+    assert LeaderboardWriter(str(root), "srch").write(rows) is True
+    expected = rows_to_table(rows)
+
+    table = read_leaderboard(str(root), "srch")
+    assert table.equals(expected, check_metadata=True)
+    assert table.schema.equals(expected.schema)
+    assert read_rows(str(root), "srch") == table_to_rows(expected)
+
+    parquet = root / "srch" / "leaderboard.parquet"
+    df = pd.read_parquet(parquet)
+    assert list(df.columns) == expected.column_names and len(df) == len(rows)
+    assert df["trial_id"].iloc[0] == expected.column("trial_id")[0].as_py()
+    db = duckdb.sql(f"select * from '{parquet}'")
+    assert db.columns == expected.column_names and db.arrow().read_all().num_rows == len(rows)  # fetchall() of TIMESTAMPTZ needs pytz
+    assert duckdb.sql(f"select count(*), max(H) from '{parquet}'").fetchall() == [
+        (len(rows), max(r["H"] for r in rows if r["H"] is not None))]
+
+    csv = pd.read_csv(root / "srch" / "leaderboard.csv")
+    assert list(csv.columns) == expected.column_names and len(csv) == len(rows)
+    assert csv["H"].iloc[0] == pytest.approx(expected.column("H")[0].as_py(), abs=0)
+
+    md = (root / "srch" / "leaderboard.md").read_text().splitlines()
+    assert md[0].startswith("| rank | variant | H | U | S | zsl_acc | epochs | status |") and md[0].endswith("|")
+    assert set(md[1].replace(" ", "").strip("|").split("|")) == {"---"}
+    assert len(md) == 2 + len(rows) and all(line.startswith("| ") and line.endswith(" |") for line in md)
+    assert md[1].count("|") == md[2].count("|") == md[0].count("|")
+
+    index = list_searches(str(root))
+    assert [e["name"] for e in index] == ["srch"]
+    assert index[0]["n_trials"] == len(rows) and index[0]["dataset"] == "CUB"
+    assert index[0]["best_H"] == expected.column("H")[0].as_py()
+
+
+def test_format_rows_filters_and_formats(tmp_path: Path) -> None:
+    import pandas as pd
+
+    LeaderboardWriter(str(tmp_path), "srch").write(sample_rows())
+    rows = read_rows(str(tmp_path), "srch")
+    top2 = json.loads(format_rows(rows, fmt="json", top=2))
+    assert [r["rank"] for r in top2] == [1, 2]
+    only_cgan = json.loads(format_rows(rows, fmt="json", variant="cgan"))
+    assert only_cgan and all(r["variant"] == "cgan" for r in only_cgan)
+    text = format_rows(rows, fmt="table", top=3).splitlines()
+    assert text[0].split()[:3] == ["rank", "trial_id", "variant"] and len(text) == 4
+    assert len(pd.read_csv(io.StringIO(format_rows(rows, fmt="csv", variant="cgan")))) == len(only_cgan)
+    assert format_rows(rows, fmt="md", top=1).count("\n") == 3
+    with pytest.raises(LeaderboardError, match="unknown leaderboard format"):
+        format_rows(rows, fmt="xml")  # type: ignore[arg-type]
+
+
+def test_missing_search_names_existing_ones(tmp_path: Path) -> None:
+    LeaderboardWriter(str(tmp_path), "alpha").write(sample_rows("alpha"))
+    LeaderboardWriter(str(tmp_path), "beta").write(sample_rows("beta"))
+    with pytest.raises(SearchNotFound, match=r"no search 'gamma' under .*; searches there: alpha, beta") as info:
+        read_leaderboard(str(tmp_path), "gamma")
+    assert isinstance(info.value, StorageError) and isinstance(info.value, ZslSearchError)
+
+
+def test_writes_merge_by_trial_id_newest_wins(tmp_path: Path) -> None:
+    rows = sample_rows()
+    LeaderboardWriter(str(tmp_path), "srch").write(rows[:3])
+    # A fresh writer (e.g. a resumed search) picks up what is stored and adds to it.
+    writer = LeaderboardWriter(str(tmp_path), "srch")
+    writer.write(rows[3:])
+    writer.write([{**rows[0], "H": 0.99, "U": 0.9, "S": 0.95}])
+    stored = read_rows(str(tmp_path), "srch")
+    assert sorted(r["trial_id"] for r in stored) == sorted(r["trial_id"] for r in rows)
+    assert stored[0]["trial_id"] == rows[0]["trial_id"] and stored[0]["H"] == 0.99
+
+
+def test_update_test_columns(tmp_path: Path) -> None:
+    rows = sample_rows()
+    LeaderboardWriter(str(tmp_path), "srch").write(rows)
+    results = {"t000": {"test_U_mean": 0.41, "test_U_std": 0.01, "test_S_mean": 0.6, "test_S_std": 0.02,
+                        "test_H_mean": 0.49, "test_H_std": 0.015, "test_seeds": [0, 1, 2]}}
+    assert update_test_columns(str(tmp_path), "srch", results=results) is True
+    by_id = {r["trial_id"]: r for r in read_rows(str(tmp_path), "srch")}
+    assert by_id["t000"]["test_seeds"] == [0, 1, 2] and by_id["t000"]["test_H_mean"] == 0.49
+    assert by_id["t001"]["test_seeds"] is None and by_id["t001"]["test_H_mean"] is None
+    assert "test_H_mean" in format_rows(list(by_id.values()), fmt="table")
+    # A later rewrite of the trial without test keys keeps its test results.
+    LeaderboardWriter(str(tmp_path), "srch").write([rows[0]])
+    assert {r["trial_id"]: r for r in read_rows(str(tmp_path), "srch")}["t000"]["test_H_mean"] == 0.49
+    with pytest.raises(LeaderboardError, match="no trial 'nope'"):
+        update_test_columns(str(tmp_path), "srch", results={"nope": {"test_H_mean": 0.1}})
+    with pytest.raises(LeaderboardError, match="unknown test key"):
+        update_test_columns(str(tmp_path), "srch", results={"t000": {"test_X": 0.1}})
+    with pytest.raises(SearchNotFound):
+        update_test_columns(str(tmp_path), "missing", results={})
+
+
+def test_plots_are_nonempty_pngs(tmp_path: Path) -> None:
+    LeaderboardWriter(str(tmp_path / "res"), "srch").write(sample_rows(n=9))
+    paths = plot_search(str(tmp_path / "res"), "srch", out_dir=tmp_path / "plots")
+    assert len(paths) == 4
+    for p in paths:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1024, p
+
+
+# ---------------------------------------------------------------- real S3 (SeaweedFS)
+
+
+@pytest.fixture(scope="module")
+def s3_root(s3_server) -> str:
+    bucket = s3_server.make_bucket(f"zsl-lb-{uuid.uuid4().hex[:8]}")
+    return f"s3://{bucket}/results"
+
+
+def test_s3_write_and_read_back_identically(s3_root: str) -> None:
+    rows = sample_rows("s3-one")
+    assert LeaderboardWriter(s3_root, "s3-one").write(rows) is True
+    assert read_leaderboard(s3_root, "s3-one").equals(rows_to_table(rows), check_metadata=True)
+    store = open_storage(s3_root)
+    assert {"s3-one/leaderboard.parquet", "s3-one/leaderboard.csv", "s3-one/leaderboard.md",
+            "_index/s3-one.json"} <= set(store.list())
+
+
+def test_s3_two_searches_under_one_prefix_do_not_clobber(s3_root: str) -> None:
+    a, b = sample_rows("s3-a", n=4), sample_rows("s3-b", n=5, start=10)
+    wa, wb = LeaderboardWriter(s3_root, "s3-a"), LeaderboardWriter(s3_root, "s3-b")
+    # Interleaved, as two concurrent searches would write.
+    assert wa.write(a[:2]) and wb.write(b[:2]) and wa.write(a[2:]) and wb.write(b[2:])
+    assert read_leaderboard(s3_root, "s3-a").equals(rows_to_table(a))
+    assert read_leaderboard(s3_root, "s3-b").equals(rows_to_table(b))
+    index = {e["name"]: e for e in list_searches(s3_root)}
+    assert {"s3-a", "s3-b"} <= set(index)
+    assert index["s3-a"]["n_trials"] == 4 and index["s3-b"]["n_trials"] == 5
+
+
+def test_s3_outage_spools_then_next_write_and_sync_pending_upload_everything(
+    s3_server, s3_root: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ZSL_S3_RETRIES", "1")
+    monkeypatch.setenv("ZSL_S3_BACKOFF", "0.05")
+    rows_a = sample_rows("out-a", n=8)
+    rows_b = sample_rows("out-b", n=6, start=20)
+    wa, wb = LeaderboardWriter(s3_root, "out-a"), LeaderboardWriter(s3_root, "out-b")
+    assert wa.write(rows_a[:3]) and wb.write(rows_b[:2])
+
+    s3_server.stop()
+    try:
+        assert wa.write(rows_a[3:5]) is False
+        assert wa.write(rows_a[5:6]) is False
+        assert wb.write(rows_b[2:]) is False
+        assert sorted(pending_searches(s3_root)) == [(wa.storage_uri, "out-a"), (wa.storage_uri, "out-b")]
+        assert sync_pending(s3_root).still_pending  # still down: nothing lost, nothing raised
+    finally:
+        s3_server.start()
+    assert "spooled" in caplog.text and "zsl-test-secret-key" not in caplog.text
+
+    # Path 1: the next successful write of a search uploads its spool too.
+    assert wa.write(rows_a[6:]) is True
+    assert read_leaderboard(s3_root, "out-a").equals(rows_to_table(rows_a))
+    assert pending_searches(s3_root) == [(wa.storage_uri, "out-b")]
+
+    # Path 2: sync_pending uploads what no writer will write again (e.g. the search crashed).
+    result = sync_pending()
+    assert result.uploaded == [(wa.storage_uri, "out-b")] and not result.still_pending
+    assert read_leaderboard(s3_root, "out-b").equals(rows_to_table(rows_b))
+    assert pending_searches() == []
+    assert {e["name"]: e["n_trials"] for e in list_searches(s3_root)}["out-b"] == len(rows_b)

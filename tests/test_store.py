@@ -1,0 +1,90 @@
+"""The per-node feature store: loaded once, shared zero-copy by every trial on the node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zsl_search.data import load_xlsa, make_split, synthesize
+from zsl_search.store import DataSource, fetch_split, get_store, release_stores
+
+
+def _memory() -> dict[str, int]:
+    """Resident anonymous (private heap) vs shared-memory pages of this process, in bytes."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssShmem"):
+            out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+@pytest.fixture(scope="module")
+def big_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # ~5.5k images x 2048 floats: big enough that a per-trial copy is unmistakable.
+    return synthesize(tmp_path_factory.mktemp("big") / "BIG", preset="demo", scale=2.0, feat_dim=2048, seed=1)
+
+
+def test_four_concurrent_trials_share_one_copy(ray_local, big_dir: Path, tmp_path: Path) -> None:
+    ray = ray_local
+    source = DataSource(path=str(big_dir), protocol="validation")
+    store = get_store(source, search="memtest", cache_dir=tmp_path)
+    stats = ray.get(store.stats.remote())
+    nbytes = stats["nbytes"]
+    assert nbytes > 20e6
+
+    @ray.remote(num_cpus=0.25)  # 5 actors fit on 2 CPUs at once
+    class Trial:
+        def run(self, copy: bool) -> dict:
+            import time
+
+            before = _memory()
+            split = fetch_split(get_store(source, search="memtest", cache_dir=tmp_path))
+            tensors = [split.train_x, split.seen_x, split.unseen_x]
+            if copy:  # what a trial that loads its own features costs
+                tensors = [t.clone() for t in tensors]
+            total = float(sum(t.sum() for t in tensors))  # touch every page
+            after = _memory()
+            time.sleep(1.0)  # overlap with the other trials
+            return {"anon": after["RssAnon"] - before["RssAnon"], "shm": after["RssShmem"] - before["RssShmem"],
+                    "total": total, "n": int(split.train_x.shape[0])}
+
+    trials = [Trial.remote() for _ in range(4)]
+    shared = ray.get([t.run.remote(False) for t in trials])
+    copied = ray.get(Trial.remote().run.remote(True))
+
+    feature_bytes = nbytes * 0.9  # the three feature matrices are nearly all of the split
+    for r in shared:
+        assert r["anon"] < 0.1 * feature_bytes, r  # no private copy in the trial
+        assert r["shm"] > 0.5 * feature_bytes, r  # the pages it read are the object store's
+    assert len({r["total"] for r in shared}) == 1  # all four saw the same data
+    assert copied["anon"] > 0.9 * feature_bytes  # the measurement does see a copy
+
+    stores = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("feature-store-memtest-")]
+    assert len(stores) == 1  # one store on this (single) node
+    final = ray.get(store.stats.remote())
+    assert final["served"] == 5 and final["pid"] == stats["pid"]  # loaded once, served five trials
+    assert release_stores("memtest") == 1
+
+
+def test_store_serves_the_same_split_as_loading_directly(ray_local, demo_dir: Path, tmp_path: Path) -> None:
+    source = DataSource(path=str(demo_dir), protocol="test", seed=0)
+    store = get_store(source, search="eqtest", cache_dir=tmp_path)
+    served = fetch_split(store)
+    direct = make_split(load_xlsa(demo_dir), "test", seed=0)
+    for name in ("train_x", "train_y", "seen_x", "unseen_y", "att", "unseen_classes"):
+        assert (getattr(served, name) == getattr(direct, name)).all()
+    import ray
+
+    arrays = ray.get(ray.get(store.handle.remote())["refs"][0])
+    assert not arrays["train_x"].flags.writeable  # read-only views into the object store, not copies
+    release_stores("eqtest")
+
+
+def test_demo_source_is_generated_once(ray_local, tmp_path: Path) -> None:
+    source = DataSource(path="demo")
+    split = fetch_split(get_store(source, search="demotest", cache_dir=tmp_path))
+    assert split.dataset == "DEMO" and (tmp_path / "demo" / "res101.mat").exists()
+    assert source.dataset_name() == "DEMO"
+    release_stores("demotest")

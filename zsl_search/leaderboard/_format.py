@@ -1,0 +1,139 @@
+"""Leaderboard rows as text: an aligned table, CSV, JSON and a GitHub markdown table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from ._errors import LeaderboardError
+
+__all__ = ["FORMATS", "format_rows", "to_csv", "to_json", "to_markdown", "to_text"]
+
+Format = Literal["table", "csv", "json", "md"]
+FORMATS: tuple[str, ...] = ("table", "csv", "json", "md")
+_MD_COLUMNS = ("rank", "variant", "H", "U", "S", "zsl_acc", "epochs", "status")
+_TEXT_COLUMNS = ("rank", "trial_id", "variant", "status", "H", "U", "S", "zsl_acc", "epochs", "pareto")
+_MAX_KEY_PARAMS = 6
+
+Row = Mapping[str, Any]
+
+
+def format_rows(
+    rows: Sequence[Row], *, fmt: Format = "table", top: int | None = None, variant: str | None = None
+) -> str:
+    """Render leaderboard rows (as from `read_rows`, already in rank order).
+
+    Args:
+        rows: leaderboard rows.
+        fmt: ``table`` (aligned text), ``csv`` (every column), ``json`` (every column, a list of
+            objects) or ``md`` (GitHub markdown: rank, variant, H, U, S, zsl_acc, epochs,
+            status, key params).
+        top: keep only the first ``top`` rows (after the variant filter).
+        variant: keep only rows of this GAN variant.
+
+    Raises:
+        LeaderboardError: unknown ``fmt`` or a negative ``top``.
+    """
+    if fmt not in FORMATS:
+        raise LeaderboardError(f"unknown leaderboard format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if top is not None and top < 0:
+        raise LeaderboardError(f"top={top} is negative; pass a row count >= 0")
+    selected = [r for r in rows if variant is None or r.get("variant") == variant]
+    if top is not None:
+        selected = selected[:top]
+    render = {"table": to_text, "csv": to_csv, "json": to_json, "md": to_markdown}[fmt]
+    return render(selected)
+
+
+def _columns(rows: Sequence[Row]) -> list[str]:
+    cols: dict[str, None] = {}
+    for r in rows:
+        cols.update(dict.fromkeys(r))
+    return list(cols)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _cell(value: Any) -> str:
+    """One CSV cell: empty for null, ISO for timestamps, JSON for lists, repr-exact floats."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def to_csv(rows: Sequence[Row], *, columns: Sequence[str] | None = None) -> str:
+    """Every column (``columns``, else the rows' keys in order) as CSV with a header line."""
+    cols = list(columns) if columns is not None else _columns(rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for r in rows:
+        writer.writerow([_cell(r.get(c)) for c in cols])
+    return buf.getvalue()
+
+
+def to_json(rows: Sequence[Row]) -> str:
+    """A JSON list of objects, one per row, every column (timestamps as ISO strings)."""
+    return json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2, allow_nan=False)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _params(row: Row) -> dict[str, Any]:
+    raw = row.get("config_json")
+    return json.loads(raw) if raw else {}
+
+
+def _key_params(rows: Sequence[Row]) -> list[str]:
+    """Per row, ``name=value`` of the hyperparameters that differ between the rows (those are
+    what tells the rows apart); with one row or no differences, its first few."""
+    configs = [_params(r) for r in rows]
+    names = sorted({n for c in configs for n in c})
+    varying = [n for n in names if len({json.dumps(c.get(n)) for c in configs}) > 1] or names
+    out = []
+    for c in configs:
+        shown = [n for n in varying if n in c][:_MAX_KEY_PARAMS]
+        out.append(", ".join(f"{n}={c[n]:.4g}" if isinstance(c[n], float) else f"{n}={c[n]}" for n in shown))
+    return out
+
+
+def to_markdown(rows: Sequence[Row]) -> str:
+    """A GitHub markdown table: a header line, a ``| --- |`` separator, one line per row."""
+    header = [*_MD_COLUMNS, "key params"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    for r, params in zip(rows, _key_params(rows), strict=True):
+        cells = [_short(r.get(c)) for c in _MD_COLUMNS] + [params]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_text(rows: Sequence[Row]) -> str:
+    """An aligned plain-text table of the main columns (plus test H when finalized)."""
+    cols = list(_TEXT_COLUMNS)
+    if any(r.get("test_H_mean") is not None for r in rows):
+        cols += ["test_H_mean", "test_H_std"]
+    cells = [[_short(r.get(c)) for c in cols] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,108 @@
+"""Reading leaderboards and the per-search index back from a storage root."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StorageError
+from ..storage import Storage, StorageNotFound, open_storage
+from ._errors import LeaderboardError, SearchNotFound
+from ._keys import INDEX_PREFIX, check_search, leaderboard_key
+from ._schema import table_to_rows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["read_leaderboard", "read_rows", "list_searches", "load_table", "search_names"]
+
+
+def search_names(store: Storage) -> list[str]:
+    """Names of the searches indexed under ``store`` (sorted)."""
+    return sorted(k[len(INDEX_PREFIX):-len(".json")] for k in store.list(INDEX_PREFIX) if k.endswith(".json"))
+
+
+def _not_found(store: Storage, search: str) -> SearchNotFound:
+    try:
+        names = search_names(store)
+        there = f"searches there: {', '.join(names)}" if names else "no searches there yet; check the storage URI"
+    except StorageError:
+        there = "the index could not be listed either; check the storage URI"
+    return SearchNotFound(f"no search {search!r} under {store.uri}; {there}")
+
+
+def load_table(store: Storage, search: str) -> pa.Table | None:
+    """The leaderboard table of ``search`` in ``store``, or None if it has none yet.
+
+    Raises:
+        StorageError: the storage cannot be read.
+        LeaderboardError: the stored Parquet file is unreadable.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    key = leaderboard_key(check_search(search), "parquet")
+    try:
+        data = store.read_bytes(key)
+    except StorageNotFound:
+        return None
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as e:
+        raise LeaderboardError(
+            f"{store.join(key)}: not a readable Parquet leaderboard ({type(e).__name__}); delete it and "
+            "rewrite the search's results, or restore it from the .csv beside it"
+        ) from e
+
+
+def read_leaderboard(storage_uri: str, search: str) -> pa.Table:
+    """The leaderboard of ``search`` under ``storage_uri`` as a pyarrow Table, in rank order.
+
+    Example:
+        >>> table = read_leaderboard("s3://bucket/results", "cub-fclswgan")
+        >>> table.column("H")[0].as_py()
+
+    Raises:
+        SearchNotFound: no leaderboard for ``search`` there (the message lists those that exist).
+        StorageError: the storage cannot be read.
+        LeaderboardError: the search name is invalid or the stored file is unreadable.
+    """
+    store = open_storage(storage_uri)
+    table = load_table(store, search)
+    if table is None:
+        raise _not_found(store, search)
+    return table
+
+
+def read_rows(storage_uri: str, search: str) -> list[dict[str, Any]]:
+    """The leaderboard of ``search`` as a list of dicts (column -> value), best first.
+
+    Raises:
+        Same as `read_leaderboard`.
+    """
+    return table_to_rows(read_leaderboard(storage_uri, search))
+
+
+def list_searches(storage_uri: str) -> list[dict[str, Any]]:
+    """The index entries of every search under ``storage_uri``, sorted by name.
+
+    Each entry: ``name``, ``dataset``, ``protocol``, ``n_trials``, ``best_H``, ``best_variant``
+    and ``updated_at`` (ISO 8601, UTC). Empty when nothing was written there yet.
+
+    Raises:
+        StorageError: the storage cannot be read.
+        LeaderboardError: an index entry is corrupt (the message names it).
+    """
+    store = open_storage(storage_uri)
+    entries = []
+    for name in search_names(store):
+        key = f"{INDEX_PREFIX}{name}.json"
+        try:
+            entries.append(json.loads(store.read_bytes(key)))
+        except StorageNotFound:
+            continue  # deleted between list and read
+        except ValueError as e:
+            raise LeaderboardError(
+                f"{store.join(key)}: corrupt index entry ({e}); delete it, the next write of search {name!r} recreates it"
+            ) from e
+    return entries
