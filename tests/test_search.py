@@ -117,3 +117,17 @@ def test_a_validation_search_never_reads_test_samples(ray_local, tmp_path: Path)
         boards.append([(r["variant"], r["config_json"], r["H"], r["U"], r["S"], r["zsl_acc"]) for r in rows])
     assert boards[0] == boards[1]
     assert any(h > 0 for _, _, h, *_ in boards[0])  # the trials did learn something
+
+
+def test_finalize_reports_the_top_trials_on_test(ray_local, tmp_path: Path) -> None:
+    from zsl_search.search import finalize
+
+    spec = tiny(tmp_path, name="fin", scheduler="fifo", variants=["cosgan"], budget={"trials": 2, "max_epochs": 3},
+                space={"all": {"hidden": 256, "syn_num": 100, "lr_g": 2.5e-4, "lr_d": 1e-3}})
+    run_search(parse_spec(spec), progress=False)
+    rows = finalize(str(tmp_path), "fin", top_k=1, seeds=2)
+    best, other = rows
+    assert best["test_seeds"] == [0, 1] and 0 < best["test_H_mean"] <= 1 and best["test_H_std"] >= 0
+    assert 0 <= best["test_U_mean"] <= 1 and 0 <= best["test_S_mean"] <= 1
+    assert other["test_H_mean"] is None  # only the finalists touch the test split
+    assert [r["trial_id"] for r in read_rows(str(tmp_path), "fin")] == [best["trial_id"], other["trial_id"]]
