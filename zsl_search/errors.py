@@ -3,7 +3,7 @@ exits with status 2; anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
-__all__ = ["ZslSearchError", "DataError", "ConfigError", "SpecError", "StorageError"]
+__all__ = ["ZslSearchError", "DataError", "ConfigError", "SpecError", "StorageError", "ClusterError"]
 
 
 class ZslSearchError(Exception):
@@ -30,3 +30,7 @@ class SpecError(ZslSearchError):
 
 class StorageError(ZslSearchError):
     """A storage location (local directory or S3) cannot be read or written."""
+
+
+class ClusterError(ZslSearchError):
+    """The Ray job server cannot be reached, refuses our token, or does not know a job."""

@@ -31,6 +31,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--top", type=int, default=10)
     s.set_defaults(run=run_resume)
 
+    j = cmds.add_parser("submit", help="run a search spec on a Ray cluster as a Ray job (returns at once)")
+    j.add_argument("spec", help="search spec (YAML)")
+    j.add_argument("--address", default=DEFAULT_JOB_SERVER,
+                   help=f"Ray job server (default {DEFAULT_JOB_SERVER}: the `ray dashboard cluster/cluster.yaml` tunnel)")
+    j.add_argument("--storage", help="results location: s3://bucket/prefix or an absolute path all nodes share "
+                                     "(overrides the spec)")
+    j.add_argument("--name", help="search name (overrides the spec)")
+    j.add_argument("--max-trials", type=int, help="cap the number of trials (overrides budget.trials)")
+    j.add_argument("--follow", action="store_true", help="stream the job's output until it ends")
+    j.set_defaults(run=run_submit)
+
+    for action, help_ in (("status", "print a submitted search job's status"),
+                          ("logs", "print a submitted search job's output"),
+                          ("stop", "stop a submitted search job (resume it later with `search resume`)")):
+        a = cmds.add_parser(action, help=help_)
+        a.add_argument("job_id", help="the id `search submit` printed (zsl-NAME-xxxxxxxx)")
+        a.add_argument("--address", default=DEFAULT_JOB_SERVER, help="Ray job server")
+        if action == "logs":
+            a.add_argument("--follow", action="store_true", help="keep streaming until the job ends")
+        a.set_defaults(run={"status": run_status, "logs": run_logs, "stop": run_stop}[action])
+
+
+DEFAULT_JOB_SERVER = "http://127.0.0.1:8265"
+
 
 def run_validate(args: argparse.Namespace) -> int:
     from ..search import load_spec
@@ -59,6 +83,51 @@ def run_resume(args: argparse.Namespace) -> int:
     result = resume_search(args.name, storage=args.storage, address=args.address)
     print_best(result, top=args.top)
     return 0
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from ..search import job_status, submit_search
+
+    job_id = submit_search(args.spec, address=args.address, storage=args.storage, name=args.name,
+                           max_trials=args.max_trials)
+    print(f"submitted {job_id} to {args.address}")
+    if not args.follow:
+        print(f"follow it with: zsl-search search logs {job_id} --follow")
+        return 0
+    _stream(job_id, args.address)
+    return 0 if job_status(job_id, address=args.address) == "SUCCEEDED" else 1
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from ..search import job_status
+
+    print(job_status(args.job_id, address=args.address))
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    from ..search import job_logs
+
+    if args.follow:
+        _stream(args.job_id, args.address)
+    else:
+        print(job_logs(args.job_id, address=args.address), end="")
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from ..search import stop_job
+
+    stopped = stop_job(args.job_id, address=args.address)
+    print(f"{args.job_id}: {'stop requested' if stopped else 'not running'}")
+    return 0
+
+
+def _stream(job_id: str, address: str) -> None:
+    from ..search import job_logs
+
+    for chunk in job_logs(job_id, address=address, follow=True):
+        print(chunk, end="", flush=True)
 
 
 def print_best(result: Any, *, top: int) -> None:

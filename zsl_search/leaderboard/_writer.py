@@ -144,6 +144,12 @@ class LeaderboardWriter:
             _spool.clear(self.storage_uri, self.search)
             return True
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row this writer knows (uploaded or spooled), as ranked leaderboard rows: what
+        the storage holds, or will hold after the next successful write or `sync_pending`."""
+        with self._lock:
+            return table_to_rows(rows_to_table(list(self._known.values()), search=self.search))
+
 
 @dataclass(frozen=True)
 class SyncResult:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._jobs import job_logs, job_status, stop_job, submit_search
 from ._spec import BudgetSpec, DatasetSpec, ResourcesSpec, SamplerSpec, SearchSpec, load_spec, parse_spec
 
 __all__ = ["SearchSpec", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec",
-           "run_search", "resume_search", "SearchResult", "finalize"]
+           "run_search", "resume_search", "SearchResult", "finalize",
+           "submit_search", "job_status", "job_logs", "stop_job"]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ZslSearchError
+from ..errors import StorageError, ZslSearchError
 from ._spec import SearchSpec, parse_spec
 
 __all__ = ["run_search", "resume_search", "SearchResult"]
@@ -53,11 +55,22 @@ def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
 
 
 def _journal_path(storage: str, name: str, cache_dir: Path) -> Path:
-    # Optuna's journal needs a local file with locking: inside a local storage directory, or in
-    # the cache when results live on S3 (it is uploaded beside the leaderboard).
-    if storage.startswith("s3://"):
-        return cache_dir / "journals" / f"{abs(hash(storage)) % 10**10}-{name}" / JOURNAL_FILE
-    return Path(storage).expanduser().resolve() / name / JOURNAL_FILE
+    """Optuna's journal needs a local file with locking: inside a local storage directory, or in
+    the cache when results live on S3 (uploaded beside the leaderboard at the end, and fetched
+    from there when a search is resumed on another machine)."""
+    if not storage.startswith("s3://"):
+        return Path(storage).expanduser().resolve() / name / JOURNAL_FILE
+    from ..storage import StorageNotFound, open_storage
+
+    path = cache_dir / "journals" / hashlib.sha1(storage.encode()).hexdigest()[:16] / name / JOURNAL_FILE
+    if not path.exists():
+        try:
+            data = open_storage(storage).read_bytes(f"{name}/{JOURNAL_FILE}")
+        except StorageNotFound:
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
 
 
 def run_search(
@@ -75,7 +88,6 @@ def run_search(
 
     from .. import settings
     from ..store import DataSource, release_stores
-    from ..leaderboard import LeaderboardWriter, read_rows
     from ._callbacks import LeaderboardCallback, ProgressCallback, trial_row
     from ._optuna import METRIC, make_searcher
     from ._trainable import run_trial
@@ -134,22 +146,51 @@ def run_search(
                     failure_config=tune.FailureConfig(max_failures=1),
                 ),
             )
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        except OSError as e:
+            # Tune re-reads the experiment from storage at the very end; if the storage went
+            # away mid-search the trials still ran and their rows are with the leaderboard writer.
+            if not board.written:
+                raise StorageError(f"{experiment}: results storage unreachable ({e})") from None
+            print(f"warning: {spec.storage} became unreachable during the search ({str(e).splitlines()[0]})",
+                  file=sys.stderr)
+            grid = []
     finally:
         release_stores(spec.name)
     # Every trial Tune knows must be on the leaderboard exactly once, including trials that
-    # finished in an earlier (interrupted) driver; the writer merges rows by trial id.
+    # finished in an earlier (interrupted) driver; the writer merges rows by trial id. If the
+    # storage is down the rows stay spooled locally (`zsl-search leaderboard sync` uploads them).
     known = {r["trial_id"] for r in done_before} | board.written
-    missing = [result for result in grid if result.metrics and result.metrics.get("trial_id") not in known]
-    if missing:
-        order = board.order
-        LeaderboardWriter(spec.storage, spec.name).write([
-            {**trial_row(trial_id=r.metrics["trial_id"], config=r.config or {}, result=r.metrics, error=r.error is not None,
-                         spec=spec, dataset=source.dataset_name()), "completed_order": (order := order + 1)}
-            for r in missing
-        ])
-    rows = read_rows(spec.storage, spec.name)
-    return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=time.perf_counter() - start)
+    order = board.order
+    missing = []
+    for result in grid:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id and trial_id not in known:
+            order += 1
+            missing.append({**trial_row(trial_id=trial_id, config=result.config or {}, result=result.metrics,
+                                        error=result.error is not None, spec=spec, dataset=source.dataset_name()),
+                            "completed_order": order})
+    if not board.writer.write(missing):
+        print(f"warning: {spec.storage} is unreachable; the leaderboard is kept locally until "
+              f"`zsl-search leaderboard sync {spec.storage}`", file=sys.stderr)
+    _upload_journal(spec, cache_dir)
+    return SearchResult(name=spec.name, storage=spec.storage, rows=board.writer.rows(),
+                        seconds=time.perf_counter() - start)
+
+
+def _upload_journal(spec: SearchSpec, cache_dir: Path) -> None:
+    """Copy the Optuna journal beside the leaderboard when results live on S3 (best effort)."""
+    if not spec.storage.startswith("s3://"):
+        return
+    from ..errors import StorageError
+    from ..storage import open_storage
+
+    journal = _journal_path(spec.storage, spec.name, cache_dir)
+    try:
+        open_storage(spec.storage).write_bytes(f"{spec.name}/{JOURNAL_FILE}", journal.read_bytes())
+    except (OSError, StorageError) as e:
+        print(f"warning: Optuna journal not uploaded ({e}); it stays at {journal}", file=sys.stderr)
 
 
 def _existing_rows(spec: SearchSpec) -> list[dict[str, Any]]:

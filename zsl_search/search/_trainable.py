@@ -4,6 +4,7 @@ the features its node's feature store serves, reporting validation metrics and c
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,12 @@ def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any,
         }
         with tempfile.TemporaryDirectory() as d:
             trainer.save(Path(d) / CHECKPOINT_FILE)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            try:
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            except OSError as e:
+                # Storage unreachable (e.g. an S3 outage): Tune raises while persisting, before
+                # it records the result, so report without the checkpoint and keep training.
+                warnings.warn(f"checkpoint of epoch {trainer.epoch} not persisted: {e}", stacklevel=1)
+                tune.report(metrics)
         if row.get("diverged"):
             break
