@@ -354,3 +354,23 @@ def test_cli_unreachable_address_prints_one_line(tmp_path: Path) -> None:
         "start it with `ray dashboard cluster/cluster.yaml` (SSH tunnel to http://127.0.0.1:8265) and retry"
     ]
     assert "Traceback" not in out.stderr
+
+
+def test_search_spreads_over_two_nodes_with_one_store_per_node(s3_server, tmp_path: Path) -> None:
+    """Acceptance: on a two-node cluster (one with fake GPU resources) trials run on both nodes,
+    each node loads the features once into its own feature-store actor, and the leaderboard
+    lands in S3 whichever node ran the trial."""
+    from zsl_search.leaderboard import read_rows
+
+    storage = f"s3://{s3_server.make_bucket('zsl-multinode')}/runs"
+    r = subprocess.run([sys.executable, str(Path(__file__).with_name("_multinode_driver.py")), storage],
+                       capture_output=True, text=True, timeout=420)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(out["nodes"]) == 2
+    assert set(out["trial_nodes"]) == set(out["nodes"])  # trials ran on both nodes
+    assert len(out["stores"]) == 2  # one feature store per node ...
+    store_nodes = {name.rsplit(":", 1)[1] for name in out["stores"]}
+    assert store_nodes == {node[:16] for node in out["nodes"]}  # ... on each node
+    rows = read_rows(storage, "multinode")
+    assert len(rows) == 4 and {row["node_id"] for row in rows} == set(out["nodes"])

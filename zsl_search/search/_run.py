@@ -29,6 +29,7 @@ class SearchResult:
     storage: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    stores: list[str] = field(default_factory=list)  # feature-store actors that served it, one per node
 
 
 def _init_ray(address: str | None) -> None:
@@ -157,7 +158,7 @@ def run_search(
                   file=sys.stderr)
             grid = []
     finally:
-        release_stores(spec.name)
+        stores = release_stores(spec.name)
     # Every trial Tune knows must be on the leaderboard exactly once, including trials that
     # finished in an earlier (interrupted) driver; the writer merges rows by trial id. If the
     # storage is down the rows stay spooled locally (`zsl-search leaderboard sync` uploads them).
@@ -176,7 +177,7 @@ def run_search(
               f"`zsl-search leaderboard sync {spec.storage}`", file=sys.stderr)
     _upload_journal(spec, cache_dir)
     return SearchResult(name=spec.name, storage=spec.storage, rows=board.writer.rows(),
-                        seconds=time.perf_counter() - start)
+                        seconds=time.perf_counter() - start, stores=stores)
 
 
 def _upload_journal(spec: SearchSpec, cache_dir: Path) -> None:

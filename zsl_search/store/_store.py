@@ -64,7 +64,8 @@ class FeatureStore:
 
 
 def store_actor_name(source: DataSource, node_id: str, search: str) -> str:
-    return f"feature-store-{search}-{source.key()}-{node_id[:16]}"
+    # ":" cannot occur in a search name, so one search's prefix never matches another's stores.
+    return f"feature-store:{search}:{source.key()}:{node_id[:16]}"
 
 
 def get_store(source: DataSource, *, search: str, cache_dir: str | Path, node_id: str | None = None) -> Any:
@@ -124,13 +125,14 @@ def _fetch_cuda(store: Any):  # -> Split | None
         return None
 
 
-def release_stores(search: str) -> int:
-    """Kill the feature-store actors of ``search`` on every node; returns how many."""
+def release_stores(search: str) -> list[str]:
+    """Kill the feature-store actors of ``search`` on every node; returns their names (which
+    carry the node id)."""
     import ray
 
-    killed = 0
+    killed = []
     for actor in ray.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == NAMESPACE and actor["name"].startswith(f"feature-store-{search}-"):
+        if actor["namespace"] == NAMESPACE and actor["name"].startswith(f"feature-store:{search}:"):
             ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE))
-            killed += 1
+            killed.append(actor["name"])
     return killed
