@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,8 +13,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Each demo run is a new search (quickstart-YYYYmmdd-HHMMSS) under ./zsl-results; it ends by
+# printing that search's leaderboard.
 demo: $(STAMP)
-	$(VENV)/bin/zsl-search search run experiments/quickstart.yaml
+	@name=quickstart-$$(date +%Y%m%d-%H%M%S); \
+	$(VENV)/bin/zsl-search search run experiments/quickstart.yaml --name $$name --top 3 && \
+	echo && echo "Leaderboard ./zsl-results/$$name (validation H; the test split was never read):" && \
+	$(VENV)/bin/zsl-search leaderboard show ./zsl-results --search $$name --top 10
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -131,3 +131,20 @@ def test_finalize_reports_the_top_trials_on_test(ray_local, tmp_path: Path) -> N
     assert 0 <= best["test_U_mean"] <= 1 and 0 <= best["test_S_mean"] <= 1
     assert other["test_H_mean"] is None  # only the finalists touch the test split
     assert [r["trial_id"] for r in read_rows(str(tmp_path), "fin")] == [best["trial_id"], other["trial_id"]]
+
+
+def test_run_refuses_a_missing_dataset_and_an_existing_search(tmp_path: Path) -> None:
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny(tmp_path / "res", dataset={"path": str(tmp_path / "nope")})))
+    r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "nope: not a directory" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "res").exists()  # nothing started, nothing written
+
+    (tmp_path / "res" / "tiny").mkdir(parents=True)
+    (tmp_path / "res" / "tiny" / "spec.yaml").write_text("name: tiny\n")
+    spec_path.write_text(yaml.safe_dump(tiny(tmp_path / "res")))
+    r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "search 'tiny' already exists" in r.stderr and "search resume tiny" in r.stderr
+    assert (tmp_path / "res" / "tiny" / "spec.yaml").read_text() == "name: tiny\n"  # untouched

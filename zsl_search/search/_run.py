@@ -88,7 +88,7 @@ def run_search(
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from .. import settings
-    from ..store import DataSource, release_stores
+    from ..store import DataSource, check_source, release_stores
     from ._callbacks import LeaderboardCallback, ProgressCallback, trial_row
     from ._optuna import METRIC, make_searcher
     from ._trainable import run_trial
@@ -107,11 +107,13 @@ def run_search(
     # Checkpointing every epoch is intended; Tune's warning about frequent snapshots is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress lines replace Tune's tables
-    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
-    _save_spec(spec, experiment)
-    _init_ray(address)
     source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol=spec.protocol,
                         preprocess=spec.dataset.preprocess, seed=spec.seed)
+    check_source(source)
+    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
+    if not resume:
+        _claim_name(spec)
+    _init_ray(address)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec_data=spec.model_dump(mode="json"), source=source, search=spec.name,
                              cache_dir=str(cache_dir)),
@@ -223,8 +225,15 @@ def load_saved_spec(storage: str, name: str) -> SearchSpec:
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")
 
 
-def _save_spec(spec: SearchSpec, experiment: str) -> None:
+def _claim_name(spec: SearchSpec) -> None:
+    """Save the spec beside the results (``resume`` reads it), refusing to run over an existing
+    search: its leaderboard, checkpoints and Optuna study would be mixed with the new one's."""
     from ..storage import open_storage
 
-    root, _, key = experiment.rpartition("/")
-    open_storage(root).write_bytes(f"{key}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+    store = open_storage(spec.storage)
+    if store.exists(f"{spec.name}/{SPEC_FILE}"):
+        raise ZslSearchError(
+            f"search {spec.name!r} already exists under {spec.storage}; continue it with `zsl-search search resume "
+            f"{spec.name} --storage {spec.storage}` or start a new one with --name NEW-NAME"
+        )
+    store.write_bytes(f"{spec.name}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())

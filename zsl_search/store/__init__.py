@@ -1,7 +1,7 @@
 """The per-node feature store shared by every trial on a node."""
 
-from ._source import DataSource, load_split, resolve_dataset_dir
+from ._source import DataSource, check_source, load_split, resolve_dataset_dir
 from ._store import NAMESPACE, FeatureStore, fetch_split, get_store, release_stores, store_actor_name
 
-__all__ = ["DataSource", "load_split", "resolve_dataset_dir", "NAMESPACE", "FeatureStore", "fetch_split",
+__all__ = ["DataSource", "check_source", "load_split", "resolve_dataset_dir", "NAMESPACE", "FeatureStore", "fetch_split",
            "get_store", "release_stores", "store_actor_name"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["DataSource", "resolve_dataset_dir", "load_split"]
+__all__ = ["DataSource", "resolve_dataset_dir", "load_split", "check_source"]
 
 DEMO = "demo"  # the built-in synthetic dataset, generated on first use
 
@@ -59,6 +59,28 @@ def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
     if not root.is_dir():
         raise DataError(f"dataset {path}: not a directory; give an xlsa17 directory, s3://bucket/prefix or 'demo'")
     return root
+
+
+def check_source(source: DataSource) -> None:
+    """Cheap pre-flight check (before Ray starts): the dataset's files exist where ``source``
+    says. Raises `DataError` naming the missing file."""
+    if source.path == DEMO:
+        return
+    names = ("res101.mat", source.semantics)
+    if source.path.startswith("s3://"):
+        from ..storage import open_storage
+
+        storage = open_storage(source.path)
+        for name in names:
+            if not storage.exists(name):
+                raise DataError(f"{storage.join(name)}: not found; upload the xlsa17 files there or fix dataset.path")
+        return
+    root = Path(source.path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"dataset {source.path}: not a directory; give an xlsa17 directory, s3://bucket/prefix or 'demo'")
+    for name in names:
+        if not (root / name).is_file():
+            raise DataError(f"{root / name}: not found; an xlsa17 dataset directory holds res101.mat and {source.semantics}")
 
 
 def load_split(source: DataSource, *, cache_dir: Path):  # -> Split
