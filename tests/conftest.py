@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _ports import free_ports
 
 # ---------------------------------------------------------------- S3 (SeaweedFS)
 
@@ -35,20 +35,6 @@ def _find_weed() -> str | None:
     if beside_python.is_file() and os.access(beside_python, os.X_OK):
         return str(beside_python)
     return shutil.which("weed")
-
-
-def _free_ports(n: int) -> list[int]:
-    # Hold all sockets open together so the n ports are distinct.
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class SeaweedS3:
@@ -71,7 +57,7 @@ class SeaweedS3:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))
         names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc"]
-        self.ports = dict(zip(names, _free_ports(len(names)), strict=True))
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
         self.env = {
             "AWS_ENDPOINT_URL": self.endpoint,

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from _ports import free_ports
 import yaml
 
 import zsl_search
@@ -90,19 +90,6 @@ def test_aws_cluster_has_cpu_head_and_gpu_workers() -> None:
 # ---------------------------------------------------------------- a real Ray head
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid``, from /proc (Ray's workers have process groups of their own)."""
     children: dict[int, list[int]] = {}
@@ -159,7 +146,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     temp_dir = Path(tempfile.mkdtemp(prefix="zr-", dir="/tmp"))
     # Every port explicit: Ray's fixed defaults (agent 52365, client 10001) clash with any other
     # Ray on this machine, e.g. another session's tests, and the job server then has no agent.
-    gcs_port, dashboard_port, agent_port, agent_grpc_port, client_port, metrics_port = _free_ports(6)
+    gcs_port, dashboard_port, agent_port, agent_grpc_port, client_port, metrics_port = free_ports(6)
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
@@ -328,7 +315,7 @@ def test_relative_storage_is_rejected(tmp_path: Path) -> None:
 
 def test_unreachable_job_server_is_one_line_error(tmp_path: Path) -> None:
     spec = _write_spec(tmp_path / "tiny.yaml", storage=str(tmp_path / "r"))
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     with pytest.raises(ClusterError) as info:
         submit_search(spec, address=f"127.0.0.1:{port}")
     message = str(info.value)
@@ -345,7 +332,7 @@ def test_cli_unreachable_address_prints_one_line(tmp_path: Path) -> None:
     except SystemExit:
         pytest.skip("`zsl-search search submit` is not wired into the CLI yet")
     spec = _write_spec(tmp_path / "tiny.yaml", storage=str(tmp_path / "r"))
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     out = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "submit", str(spec),
                           "--address", f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr

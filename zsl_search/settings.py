@@ -43,16 +43,7 @@ def s3_retries() -> int:
     Raises:
         ConfigError: the variable is set but is not a non-negative integer.
     """
-    raw = os.environ.get("ZSL_S3_RETRIES", "").strip()
-    if not raw:
-        return 4
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(f"ZSL_S3_RETRIES={raw!r} is not a non-negative integer; set e.g. ZSL_S3_RETRIES=4 or unset it")
-    return value
+    return int(_non_negative("ZSL_S3_RETRIES", 4, int, "a non-negative integer"))
 
 
 def s3_backoff() -> float:
@@ -61,15 +52,19 @@ def s3_backoff() -> float:
     Raises:
         ConfigError: the variable is set but is not a non-negative number.
     """
-    raw = os.environ.get("ZSL_S3_BACKOFF", "").strip()
+    return float(_non_negative("ZSL_S3_BACKOFF", 0.5, float, "a non-negative number of seconds"))
+
+
+def _non_negative(name: str, default: float, kind: type, what: str) -> float:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return 0.5
+        return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        value = -1.0
-    if not value >= 0.0:  # also rejects NaN
-        raise ConfigError(f"ZSL_S3_BACKOFF={raw!r} is not a non-negative number of seconds; set e.g. ZSL_S3_BACKOFF=0.5 or unset it")
+        value = -1
+    if not value >= 0:  # also rejects NaN
+        raise ConfigError(f"{name}={raw!r} is not {what}; set e.g. {name}={default} or unset it")
     return value
 
 

@@ -18,6 +18,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ._nets import init_normal, lsgan_loss
 from ._registry import GAN, Batch, CommonParams, Variant, _check, register
 from ._space import Categorical, Float, Int
+from .fclswgan import Generator  # the same concat(z, a) MLP generator
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,6 @@ class Params(CommonParams):
         for name in ("lambda1", "lambda2", "attr_weight", "instance_noise"):
             _check(name, getattr(self, name) >= 0, ">= 0")
         _check("emb_dim", self.emb_dim >= 1, ">= 1")
-
-
-class Generator(nn.Module):
-    def __init__(self, nz: int, att_dim: int, hidden: int, feat_dim: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(nz + att_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, feat_dim), nn.ReLU()
-        )
-
-    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, a], dim=1))
 
 
 class Critic(nn.Module):
