@@ -270,11 +270,10 @@ def test_submitted_search_runs_on_the_cluster(ray_head: Head, tmp_path: Path) ->
     assert saved["name"] == "remote-tiny" and saved["budget"]["trials"] == 2
     assert list(experiment.glob("experiment_state-*.json")), sorted(p.name for p in experiment.iterdir())
     assert len([p for p in experiment.iterdir() if p.is_dir() and "fclswgan" in p.name]) == 2
-    leaderboard = experiment / "leaderboard.parquet"
-    if leaderboard.exists():  # written once the leaderboard lands
-        import pandas as pd
-
-        assert len(pd.read_parquet(leaderboard)) == 2
+    shown = subprocess.run([sys.executable, "-m", "zsl_search.cli", "leaderboard", "show", str(storage),
+                            "--search", "remote-tiny", "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert len(json.loads(shown.stdout)) == 2  # the job's leaderboard is readable where the spec put it
     # The job carried this package (py_modules), so the cluster ran exactly this code.
     assert r["job_id"].startswith("zsl-remote-tiny-")
     assert r["py_modules"] and r["metadata"] == {"zsl_search": "remote-tiny"}

@@ -52,6 +52,7 @@ def test_search_writes_every_trial_once_and_tells_optuna_the_truth(ray_local, tm
     states = [t.state.name for t in study.trials]
     assert len(states) == 8
     early = sum(r["status"] == "EARLY_STOPPED" for r in rows)
+    assert early >= 1  # ASHA did stop trials (sequential trials with a seeded sampler: deterministic)
     # ASHA-stopped trials are PRUNED for the sampler, never COMPLETE with an early value.
     assert states.count("PRUNED") == early and states.count("COMPLETE") == 8 - early
     complete_h = sorted(r["H"] for r in rows if r["status"] == "COMPLETE")
@@ -69,7 +70,7 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
 def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(tiny(tmp_path / "results", name="killed", scheduler="fifo",
-                                             budget={"trials": 5, "max_epochs": 2, "grace_epochs": 1})))
+                                             budget={"trials": 4, "max_epochs": 2, "grace_epochs": 1})))
     driver = _cli("search", "run", str(spec_path))
     done = 0
     deadline = time.monotonic() + 240
@@ -81,14 +82,14 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     driver.wait()
     assert done == 2
     before = read_rows(str(tmp_path / "results"), "killed")
-    assert 2 <= len(before) < 5
+    assert 2 <= len(before) < 4
 
     resumed = _cli("search", "resume", "killed", "--storage", str(tmp_path / "results"))
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     rows = read_rows(str(tmp_path / "results"), "killed")
     ids = [r["trial_id"] for r in rows]
-    assert len(ids) == 5 and len(set(ids)) == 5  # every trial accounted for exactly once
+    assert len(ids) == 4 and len(set(ids)) == 4  # every trial accounted for exactly once
     assert {r["trial_id"] for r in before} <= set(ids)
     assert all(r["status"] == "COMPLETE" and r["epochs"] == 2 for r in rows)
     assert "killed" in out

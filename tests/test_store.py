@@ -88,3 +88,16 @@ def test_demo_source_is_generated_once(ray_local, tmp_path: Path) -> None:
     assert split.dataset == "DEMO" and (tmp_path / "demo" / "res101.mat").exists()
     assert source.dataset_name() == "DEMO"
     release_stores("demotest")
+
+
+def test_without_cuda_the_gpu_path_falls_back_to_the_shared_cpu_copy(ray_local, demo_dir: Path, tmp_path: Path) -> None:
+    """The CPU twin of the CUDA-IPC path: no GPU here, so no device copy is made and a trial
+    asking for CUDA gets the shared CPU arrays (its trainer then makes its own device copy)."""
+    import torch
+
+    ray = ray_local
+    store = get_store(DataSource(path=str(demo_dir)), search="gputest", cache_dir=tmp_path)
+    assert ray.get(store.cuda_handles.remote("GPU-00000000-0000-0000-0000-000000000000")) is None
+    split = fetch_split(store, device="cuda")
+    assert split.train_x.device == torch.device("cpu") and ray.get(store.stats.remote())["cuda_copies"] == 0
+    release_stores("gputest")

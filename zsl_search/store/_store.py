@@ -27,12 +27,12 @@ class FeatureStore:
         import ray
 
         split = load_split(source, cache_dir=Path(cache_dir))
-        self._split = split
         self._meta, arrays = split.to_arrays()
-        self._ref = ray.put(arrays)  # the node's one copy
         self._nbytes = int(sum(a.nbytes for a in arrays.values()))
+        self._ref = ray.put(arrays)  # the node's one copy; this process keeps no other
+        del split, arrays
         self._node_id = ray.get_runtime_context().get_node_id()
-        self._cuda: dict[str, Any] = {}  # GPU uuid -> (device tensors, exported handles)
+        self._cuda: dict[str, Any] = {}  # GPU uuid -> (device tensors, exported IPC handles)
         self._served = 0
 
     def handle(self) -> dict[str, Any]:
@@ -47,8 +47,11 @@ class FeatureStore:
     def cuda_handles(self, gpu_uuid: str) -> dict[str, Any] | None:
         """IPC handles of this store's copy on the GPU with ``gpu_uuid`` (created on first call).
         Returns None when that GPU is not visible here or CUDA IPC is unsupported."""
+        import ray
         import torch
         from torch.multiprocessing.reductions import reduce_tensor
+
+        from ..data import Split
 
         if not torch.cuda.is_available():
             return None
@@ -57,8 +60,9 @@ class FeatureStore:
                           if str(torch.cuda.get_device_properties(i).uuid) == gpu_uuid), None)
             if index is None:
                 return None
-            device = torch.device("cuda", index)
-            tensors = {k: torch.from_numpy(v.copy()).to(device) for k, v in self._split.to_arrays()[1].items()}
+            arrays = ray.get(self._ref)  # zero-copy, read-only views of the node's CPU copy
+            shared = Split.from_arrays(self._meta, arrays)
+            tensors = {k: getattr(shared, k).to(torch.device("cuda", index)) for k in arrays}
             self._cuda[gpu_uuid] = (tensors, {k: reduce_tensor(t)[1] for k, t in tensors.items()})
         return {"meta": self._meta, "ipc": self._cuda[gpu_uuid][1]}
 
