@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import quickstart
+from . import feature_store, quickstart
 
 if __name__ == "__main__":
-    raise SystemExit(quickstart.main())
+    codes = [feature_store.main([]), quickstart.main([])]
+    raise SystemExit(max(codes))
