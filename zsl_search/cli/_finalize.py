@@ -21,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
     from ..search import finalize
 
     rows = finalize(args.uri, args.search, top_k=args.top_k, seeds=args.seeds, address=args.address)
-    print(format_rows(rows, fmt="table", top=args.top_k))
+    print(format_rows(rows, fmt="table", top=args.top_k), end="")
     return 0

@@ -135,5 +135,5 @@ def print_best(result: Any, *, top: int) -> None:
 
     print(f"search {result.name}: {len(result.rows)} trials in {result.seconds:.0f}s, ranked by validation H; "
           f"leaderboard in {result.storage.rstrip('/')}/{result.name}/")
-    print(format_rows(result.rows, fmt="table", top=top))
+    print(format_rows(result.rows, fmt="table", top=top), end="")
     sys.stdout.flush()

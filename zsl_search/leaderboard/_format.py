@@ -86,7 +86,11 @@ def to_csv(rows: Sequence[Row], *, columns: Sequence[str] | None = None) -> str:
 
 def to_json(rows: Sequence[Row]) -> str:
     """A JSON list of objects, one per row, every column (timestamps as ISO strings)."""
-    return json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2, allow_nan=False)
+    return json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2, allow_nan=False) + "\n"
+
+
+_KEY_ORDER = ("lr_g", "lr_d", "cls_weight", "gp_lambda", "n_critic", "film_depth", "lambda1", "lambda2",
+              "attr_weight", "project_att", "syn_num", "nz", "hidden", "batch_size", "beta1")
 
 
 def _short(value: Any) -> str:
@@ -108,7 +112,8 @@ def _key_params(rows: Sequence[Row]) -> list[str]:
     """Per row, ``name=value`` of the hyperparameters that differ between the rows (those are
     what tells the rows apart); with one row or no differences, its first few."""
     configs = [_params(r) for r in rows]
-    names = sorted({n for c in configs for n in c})
+    # The dimensions the variants' search spaces tune first, then the rest alphabetically.
+    names = sorted({n for c in configs for n in c}, key=lambda n: (_KEY_ORDER.index(n) if n in _KEY_ORDER else len(_KEY_ORDER), n))
     varying = [n for n in names if len({json.dumps(c.get(n)) for c in configs}) > 1] or names
     out = []
     for c in configs:
@@ -128,11 +133,13 @@ def to_markdown(rows: Sequence[Row]) -> str:
 
 
 def to_text(rows: Sequence[Row]) -> str:
-    """An aligned plain-text table of the main columns (plus test H when finalized)."""
+    """An aligned plain-text table of the main columns (plus test H when finalized) and the
+    key hyperparameters of each row."""
     cols = list(_TEXT_COLUMNS)
     if any(r.get("test_H_mean") is not None for r in rows):
         cols += ["test_H_mean", "test_H_std"]
-    cells = [[_short(r.get(c)) for c in cols] for r in rows]
+    cells = [[_short(r.get(c)) for c in cols] + [params] for r, params in zip(rows, _key_params(rows), strict=True)]
+    cols.append("key params")
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
