@@ -14,20 +14,11 @@ import tempfile
 from pathlib import Path
 
 
-def _rss() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("RssAnon", "RssShmem"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     import ray
 
     from zsl_search.data import synthesize
-    from zsl_search.store import DataSource, fetch_split, get_store, release_stores
+    from zsl_search.store import DataSource, fetch_split, get_store, process_memory, release_stores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feat-dim", type=int, default=2048)
@@ -47,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
 
             import zsl_search.data  # noqa: F401
 
-            before = _rss()["RssAnon"]
+            before = process_memory()["RssAnon"]
             split = fetch_split(get_store(source, search="bench", cache_dir=tmp))
             tensors = [split.train_x, split.seen_x, split.unseen_x]
             if copy:
                 tensors = [t.clone() for t in tensors]
             float(sum(t.sum() for t in tensors))  # touch every page
-            return _rss()["RssAnon"] - before
+            return process_memory()["RssAnon"] - before
 
         shared = ray.get([trial.remote(False) for _ in range(4)])
         copied = ray.get(trial.remote(True))

@@ -7,17 +7,7 @@ from pathlib import Path
 import pytest
 
 from zsl_search.data import load_xlsa, make_split, synthesize
-from zsl_search.store import DataSource, fetch_split, get_store, release_stores
-
-
-def _memory() -> dict[str, int]:
-    """Resident anonymous (private heap) vs shared-memory pages of this process, in bytes."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("RssAnon", "RssShmem"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
+from zsl_search.store import DataSource, fetch_split, get_store, process_memory, release_stores
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +29,17 @@ def test_four_concurrent_trials_share_one_copy(ray_local, big_dir: Path, tmp_pat
         def run(self, copy: bool) -> dict:
             import time
 
-            before = _memory()
+            import torch  # noqa: F401  (importing torch is not what we measure)
+
+            import zsl_search.data  # noqa: F401
+
+            before = process_memory()
             split = fetch_split(get_store(source, search="memtest", cache_dir=tmp_path))
             tensors = [split.train_x, split.seen_x, split.unseen_x]
             if copy:  # what a trial that loads its own features costs
                 tensors = [t.clone() for t in tensors]
             total = float(sum(t.sum() for t in tensors))  # touch every page
-            after = _memory()
+            after = process_memory()
             time.sleep(1.0)  # overlap with the other trials
             return {"anon": after["RssAnon"] - before["RssAnon"], "shm": after["RssShmem"] - before["RssShmem"],
                     "total": total, "n": int(split.train_x.shape[0])}

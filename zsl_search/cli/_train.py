@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +92,7 @@ def run(args: argparse.Namespace) -> int:
           f"retrieval_map={m['retrieval_map']:.4f} ({result.seconds:.1f}s)", file=out, flush=True)
     if args.json:
         summary = {"variant": variant.name, "dataset": ds.name, "protocol": args.protocol, "epochs": result.epochs,
-                   "seed": args.seed, **m, "seconds": round(result.seconds, 3), "params": params_dict(params)}
+                   "seed": args.seed, **m, "seconds": round(result.seconds, 3), "params": asdict(params)}
         print(json.dumps(summary))
     return 0
 
-
-def params_dict(params: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(params)
