@@ -186,7 +186,6 @@ def _upload_journal(spec: SearchSpec, cache_dir: Path) -> None:
     """Copy the Optuna journal beside the leaderboard when results live on S3 (best effort)."""
     if not spec.storage.startswith("s3://"):
         return
-    from ..errors import StorageError
     from ..storage import open_storage
 
     journal = _journal_path(spec.storage, spec.name, cache_dir)
