@@ -268,6 +268,27 @@ def test_evaluate_gzsl_keeps_the_earliest_best_epoch() -> None:
     assert result.H == pytest.approx(max(history))
 
 
+def test_evaluate_gzsl_without_selection_reports_the_last_epoch() -> None:
+    """For a final report on test nothing may be chosen on the evaluation sets: the last epoch."""
+    split = toy_split(n_unseen=4)
+    history: list[float] = []
+    syn = noise_generator(split.att[split.n_seen :], 15)
+
+    def record(epoch: int, layer: torch.nn.Linear) -> None:
+        with torch.no_grad():
+            u = per_class_accuracy(layer(split.unseen_x).argmax(1), split.unseen_y)
+            s = per_class_accuracy(layer(split.seen_x).argmax(1), split.seen_y)
+        history.append(harmonic_mean(u, s))
+
+    syn_y = torch.arange(split.n_seen, split.n_classes).repeat_interleave(15)
+    fit_softmax(torch.cat([split.train_x, syn]), torch.cat([split.train_y, syn_y]), split.n_classes, epochs=6,
+                batch_size=15, seed=2, on_epoch=record)
+    last = evaluate_gzsl(split, lambda att, n: syn, syn_num=15, cls_epochs=6, seed=2, select_epoch=False)
+    best = evaluate_gzsl(split, lambda att, n: syn, syn_num=15, cls_epochs=6, seed=2)
+    assert last.cls_epoch == 5 and last.H == pytest.approx(history[-1])
+    assert best.H == pytest.approx(max(history)) and best.H >= last.H
+
+
 def test_evaluate_gzsl_is_deterministic() -> None:
     split = toy_split(n_unseen=4)
     state = torch.get_rng_state()

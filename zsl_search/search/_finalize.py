@@ -23,8 +23,10 @@ def _final_run(*, source: Any, search: str, cache_dir: str, variant: str, params
     torch.set_num_threads(1)
     split = fetch_split(get_store(source, search=search, cache_dir=cache_dir), device=device)
     p = get_variant(variant).make_params(params, dataset=split.dataset)
-    # Reported at the epoch count chosen on validation; no epoch is picked on test.
-    return train(split, variant=variant, params=p, seed=seed, device=device, eval_every=p.epochs or 1).metrics
+    # The GAN trains for the epoch count chosen on validation and the final classifier reports
+    # its last epoch: nothing is chosen on the test split.
+    return train(split, variant=variant, params=p, seed=seed, device=device, eval_every=p.epochs or 1,
+                 select_epoch=False).metrics
 
 
 def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, address: str | None = None) -> list[dict[str, Any]]:

@@ -142,13 +142,16 @@ class Trainer:
         self.gan.generator.train()
         return out
 
-    def evaluate(self) -> EvalResult:
-        """GZSL U/S/H, ZSL accuracy and retrieval on the split's own evaluation sets."""
+    def evaluate(self, *, select_epoch: bool = True) -> EvalResult:
+        """GZSL U/S/H, ZSL accuracy and retrieval on the split's own evaluation sets; with
+        ``select_epoch=False`` the final classifiers' last epoch is reported (nothing is chosen
+        on those sets)."""
         from ..eval import evaluate_gzsl
 
         p = self.params
         return evaluate_gzsl(
-            self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device, cls_epochs=p.cls_epochs
+            self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device, cls_epochs=p.cls_epochs,
+            select_epoch=select_epoch,
         )
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -213,24 +216,26 @@ def train(
     eval_every: int = 1,
     on_epoch: Callable[[Trainer, dict[str, float]], None] | None = None,
     resume: str | Path | None = None,
+    select_epoch: bool = True,
 ) -> TrainResult:
     """Train ``params.epochs`` epochs, evaluating every ``eval_every`` epochs and after the last.
 
     ``on_epoch(trainer, row)`` is called after every epoch with that epoch's losses (and
     metrics when it was evaluated). With ``resume`` the run continues from that checkpoint.
     The reported metrics are those of the LAST epoch: picking the best epoch is a decision
-    and belongs to the validation split (see ``zsl_search.search``)."""
+    and belongs to the validation split (see ``zsl_search.search``). ``select_epoch`` is passed
+    to `Trainer.evaluate` (False: the final classifier's epoch is not chosen either)."""
     start = time.perf_counter()
     trainer = Trainer(split, variant=variant, params=params, seed=seed, device=device)
     if resume is not None and Path(resume).exists():
         trainer.load(resume)
     metrics: dict[str, float] = {}
     if params.epochs == 0:
-        metrics = trainer.evaluate().as_dict()
+        metrics = trainer.evaluate(select_epoch=select_epoch).as_dict()
     while trainer.epoch < params.epochs:
         row: dict[str, float] = {"epoch": trainer.epoch + 1, **trainer.train_epoch()}
         if row.get("diverged") or trainer.epoch % eval_every == 0 or trainer.epoch == params.epochs:
-            metrics = trainer.evaluate().as_dict()
+            metrics = trainer.evaluate(select_epoch=select_epoch).as_dict()
             row.update(metrics)
         trainer.history.append(row)
         if on_epoch is not None:
@@ -238,7 +243,7 @@ def train(
         if row.get("diverged"):
             break
     if not metrics:  # resumed at the end: nothing left to train
-        metrics = trainer.evaluate().as_dict()
+        metrics = trainer.evaluate(select_epoch=select_epoch).as_dict()
     return TrainResult(
         variant=trainer.variant.name, protocol=split.protocol, epochs=trainer.epoch, metrics=metrics,
         history=trainer.history, seconds=time.perf_counter() - start,
