@@ -47,7 +47,10 @@ def load_table(store: Storage, search: str) -> pa.Table | None:
     except StorageNotFound:
         return None
     try:
-        return pq.read_table(pa.BufferReader(data))
+        # One thread, no pre-buffering: a leaderboard is small, and Arrow's thread pools can
+        # abort a short-lived CLI process at exit ("terminate called without an active exception",
+        # apache/arrow#34314).
+        return pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
     except (pa.ArrowException, OSError) as e:
         raise LeaderboardError(
             f"{store.join(key)}: not a readable Parquet leaderboard ({type(e).__name__}); delete it and "

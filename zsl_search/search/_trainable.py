@@ -3,6 +3,7 @@ the features its node's feature store serves, reporting validation metrics and c
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,13 +26,14 @@ def trial_params(spec: Any, config: dict[str, Any], *, dataset: str | None = Non
 
 
 def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any, search: str, cache_dir: str) -> None:
-    """Tune function trainable (bound with ``tune.with_parameters``)."""
+    """Tune function trainable (bound with ``tune.with_parameters``): the shared training loop
+    (`zsl_search.train.train`), reporting to Tune after every epoch."""
     import ray
     import torch
     from ray import tune
 
     from ..store import fetch_split, get_store
-    from ..train import Trainer
+    from ..train import train
     from ._spec import parse_spec
 
     spec = parse_spec(spec_data)
@@ -39,23 +41,13 @@ def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any,
     device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
     split = fetch_split(get_store(source, search=search, cache_dir=cache_dir), device=device)
     params = trial_params(spec, config, dataset=split.dataset)
-    trainer = Trainer(split, variant=config["variant"], params=params, seed=spec.seed, device=device)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            trainer.load(Path(d) / CHECKPOINT_FILE)
     node_id = ray.get_runtime_context().get_node_id()
-    best: dict[str, float] = max((r for r in trainer.history if "H" in r), key=lambda r: r["H"], default={})
-    last: dict[str, float] = next((r for r in reversed(trainer.history) if "H" in r), {})
-    while trainer.epoch < params.epochs:
-        row: dict[str, Any] = {"epoch": trainer.epoch + 1, **trainer.train_epoch()}
-        if row.get("diverged") or trainer.epoch % spec.eval_every == 0 or trainer.epoch == params.epochs:
-            last = trainer.evaluate().as_dict()
-            row.update(last)
-            # The best epoch is chosen on the validation split: choosing it is part of the search.
-            if not best or last["H"] > best["H"]:
-                best = dict(row)
-        trainer.history.append(row)
+
+    def report(trainer: Any, row: dict[str, Any]) -> None:
+        evaluated = [r for r in trainer.history if "H" in r]
+        # The best epoch is chosen on the validation split (earliest on ties): part of the search.
+        best = max(evaluated, key=lambda r: r["H"], default={})
+        last = evaluated[-1] if evaluated else {}
         metrics = {
             "epoch": trainer.epoch, "variant": config["variant"], "node_id": node_id,
             **{k: last.get(k, 0.0) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")},
@@ -72,5 +64,8 @@ def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any,
                 # it records the result, so report without the checkpoint and keep training.
                 warnings.warn(f"checkpoint of epoch {trainer.epoch} not persisted: {e}", stacklevel=1)
                 tune.report(metrics)
-        if row.get("diverged"):
-            break
+
+    checkpoint = tune.get_checkpoint()
+    with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext(None) as d:
+        train(split, variant=config["variant"], params=params, seed=spec.seed, device=device,
+              eval_every=spec.eval_every, on_epoch=report, resume=None if d is None else Path(d) / CHECKPOINT_FILE)
