@@ -50,12 +50,17 @@ class LeaderboardCallback(Callback):
             self._writer = LeaderboardWriter(self.spec.storage, self.spec.name)
         return self._writer
 
-    def _write(self, trial: Any, error: bool) -> None:
+    def next_row(self, *, trial_id: str, config: dict[str, Any], result: dict[str, Any], error: bool) -> dict[str, Any]:
+        """The leaderboard row of a finished trial, numbered in completion order."""
         self.order += 1
-        row = trial_row(trial_id=trial.trial_id, config=trial.config, result=trial.last_result or {}, error=error,
-                        spec=self.spec, dataset=self.dataset)
-        self.writer.write([{**row, "completed_order": self.order}])
-        self.written.add(trial.trial_id)
+        self.written.add(trial_id)
+        row = trial_row(trial_id=trial_id, config=config, result=result, error=error, spec=self.spec,
+                        dataset=self.dataset)
+        return {**row, "completed_order": self.order}
+
+    def _write(self, trial: Any, error: bool) -> None:
+        self.writer.write([self.next_row(trial_id=trial.trial_id, config=trial.config,
+                                         result=trial.last_result or {}, error=error)])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trial, error=False)

@@ -89,7 +89,7 @@ def run_search(
 
     from .. import settings
     from ..store import DataSource, check_source, release_stores
-    from ._callbacks import LeaderboardCallback, ProgressCallback, trial_row
+    from ._callbacks import LeaderboardCallback, ProgressCallback
     from ._optuna import METRIC, make_searcher
     from ._trainable import run_trial
 
@@ -165,15 +165,10 @@ def run_search(
     # finished in an earlier (interrupted) driver; the writer merges rows by trial id. If the
     # storage is down the rows stay spooled locally (`zsl-search leaderboard sync` uploads them).
     known = {r["trial_id"] for r in done_before} | board.written
-    order = board.order
-    missing = []
-    for result in grid:
-        trial_id = (result.metrics or {}).get("trial_id")
-        if trial_id and trial_id not in known:
-            order += 1
-            missing.append({**trial_row(trial_id=trial_id, config=result.config or {}, result=result.metrics,
-                                        error=result.error is not None, spec=spec, dataset=source.dataset_name()),
-                            "completed_order": order})
+    missing = [
+        board.next_row(trial_id=r.metrics["trial_id"], config=r.config or {}, result=r.metrics, error=r.error is not None)
+        for r in grid if (r.metrics or {}).get("trial_id") and r.metrics["trial_id"] not in known
+    ]
     if not board.writer.write(missing):
         print(f"warning: {spec.storage} is unreachable; the leaderboard is kept locally until "
               f"`zsl-search leaderboard sync {spec.storage}`", file=sys.stderr)

@@ -102,8 +102,7 @@ def fetch_split(store: Any, *, device: str = "cpu"):  # -> Split
         if split is not None:
             return split
     info = ray.get(store.handle.remote())
-    split = Split.from_arrays(info["meta"], ray.get(info["refs"][0]))  # read-only, zero-copy views
-    return split
+    return Split.from_arrays(info["meta"], ray.get(info["refs"][0]))  # read-only, zero-copy views
 
 
 def _fetch_cuda(store: Any):  # -> Split | None
