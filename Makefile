@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Two test processes: most of the suite's time is spent waiting (Ray start-up, subprocess CLIs),
+# so two workers halve it even on 2 cores. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bench clean
 
@@ -22,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/zsl-search leaderboard show ./zsl-results --search $$name --top 10
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     root = synthesize(tmp / "BIG", preset="demo", scale=args.scale, feat_dim=args.feat_dim, seed=1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         source = DataSource(path=str(root))
         store = get_store(source, search="bench", cache_dir=tmp)

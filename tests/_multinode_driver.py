@@ -1,46 +1,96 @@
-"""Run by tests/test_cluster.py in a fresh process: a two-node ``ray.cluster_utils.Cluster``
-(the second node with a fake GPU) runs a small search whose results go to ``argv[1]``.
-Prints one JSON line: the trials' nodes and the feature-store actors that served them."""
+"""Run by tests/test_cluster.py in a fresh process: a search on a two-worker
+``ray.cluster_utils.Cluster`` (the head only drives; one worker has a fake GPU) whose results go
+to ``argv[1]`` (S3). Once trials have reported on both workers, the worker of a trial that has
+reported two epochs is killed. Prints one JSON line: each trial's (epoch, node) reports, the
+feature stores alive just before the kill and at the end, the lost node, and the nodes."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 import ray
 from ray.cluster_utils import Cluster
 
 from zsl_search.search import parse_spec, run_search
+from zsl_search.store import NAMESPACE
+
+
+def reports(temp_dir: Path) -> dict[str, list[tuple[int, str]]]:
+    """Every trial's (epoch, node_id) reports, from the result.json files Tune keeps on the
+    driver (its staging copy of what it syncs to the S3 storage)."""
+    out = {}
+    for path in temp_dir.glob("session_*/artifacts/*/multinode/driver_artifacts/*/result.json"):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out[path.parent.name.split("-")[0]] = [(r["epoch"], r["node_id"]) for r in lines]
+    return out
+
+
+def stores() -> list[str]:
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["namespace"] == NAMESPACE and a["name"].startswith("feature-store:multinode:"))
+
+
+def kill_a_worker_mid_trial(cluster: Cluster, workers: list, temp_dir: Path, seen: dict) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        now = reports(temp_dir)
+        nodes = {node for trial in now.values() for _, node in trial}
+        victim = next((trial for trial in now.values() if trial and trial[-1][0] >= 2), None)
+        if len(nodes) == 2 and victim is not None:
+            seen["stores_before"] = stores()
+            node = next(w for w in workers if w.node_id == victim[-1][1])
+            seen["lost"] = node.node_id
+            cluster.remove_node(node, allow_graceful=False)
+            return
+        time.sleep(0.05)
 
 
 def main(storage: str) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    worker = cluster.add_node(num_cpus=1, num_gpus=1)  # a "GPU" node: only the resource is fake
+    temp_dir = Path(tempfile.mkdtemp(prefix="zm-", dir="/tmp"))  # short: Ray's socket paths live under it
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "include_dashboard": False, "temp_dir": str(temp_dir),
+        # Detect the lost node in about a second instead of Ray's default 15 s.
+        "_system_config": {"health_check_period_ms": 200, "health_check_failure_threshold": 3},
+    })
+    workers = [cluster.add_node(num_cpus=1, num_gpus=1),  # a "GPU" node: only the resource is fake
+               cluster.add_node(num_cpus=1)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
+    seen: dict = {}
     try:
         spec = parse_spec({
             "name": "multinode",
             "dataset": {"path": "demo"},
             "variants": ["fclswgan", "cosgan"],
-            "space": {"all": {"hidden": 64, "syn_num": 20, "cls_epochs": 3, "cls_pretrain_epochs": 2}},
-            "budget": {"trials": 4, "max_epochs": 2},
+            "space": {"all": {"hidden": 32, "syn_num": 20, "cls_epochs": 2, "cls_pretrain_epochs": 2}},
+            "budget": {"trials": 3, "max_epochs": 12},
             "scheduler": "fifo",
             "resources": {"cpu": 1, "gpu": 0},
             "max_concurrent": 2,
             "storage": storage,
         })
+        killer = threading.Thread(target=kill_a_worker_mid_trial, args=(cluster, workers, temp_dir, seen), daemon=True)
+        killer.start()
         result = run_search(spec, progress=False)
-        nodes = {n["NodeID"]: ("gpu" if n["Resources"].get("GPU") else "head") for n in ray.nodes() if n["Alive"]}
+        killer.join()
         print(json.dumps({
-            "trial_nodes": [r["node_id"] for r in result.rows],
-            "stores": result.stores,
-            "nodes": nodes,
-            "gpu_node": worker.node_id,
+            "reports": reports(temp_dir),
+            "stores_before": seen.get("stores_before", []),
+            "stores_after": result.stores,
+            "lost": seen.get("lost"),
+            "nodes": {w.node_id: ("gpu" if i == 0 else "cpu") for i, w in enumerate(workers)},
+            "ending": result.ending,
         }))
     finally:
         ray.shutdown()
         cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

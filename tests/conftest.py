@@ -193,6 +193,17 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
                 os.environ[k] = v
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_per_test_process() -> None:
+    """`make test` runs two test processes on two cores, beside Ray's workers: torch's default of
+    one compute thread per core in each would oversubscribe the CPU (OpenMP threads spinning
+    against each other), slowing everything several-fold. One thread each, subprocesses too."""
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in synthetic demo dataset, generated once per session."""
@@ -222,12 +233,19 @@ def _hermetic_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def ray_local(_hermetic_cache: Path) -> Iterator[object]:
-    """One local Ray instance (2 CPUs) for the whole session."""
+def ray_local(_hermetic_cache: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+    """One local Ray instance (2 CPUs) for the whole session. Its workers see the session's S3
+    server (when SeaweedFS is installed), so in-process searches can use s3:// storage too."""
     import ray
 
     # Workers import the test modules that define remote classes (e.g. test_store.Trial).
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    try:
+        env.update(request.getfixturevalue("s3_server").env)
+    except pytest.skip.Exception:
+        pass
+    # address="local": a private instance, never another test process's Ray on this machine.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=512 * 2**20,
+             runtime_env={"env_vars": env})
     yield ray
     ray.shutdown()

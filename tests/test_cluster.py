@@ -342,21 +342,36 @@ def test_cli_unreachable_address_prints_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_search_spreads_over_two_nodes_with_one_store_per_node(s3_server, tmp_path: Path) -> None:
-    """Acceptance: on a two-node cluster (one with fake GPU resources) trials run on both nodes,
-    each node loads the features once into its own feature-store actor, and the leaderboard
-    lands in S3 whichever node ran the trial."""
+def test_a_search_spreads_over_two_nodes_and_survives_losing_one(s3_server, tmp_path: Path) -> None:
+    """Acceptance: on a two-node cluster (one node with fake GPU resources) trials run on both
+    nodes, each node loads the features once into its own feature-store actor, and the
+    leaderboard lands in S3 whichever node ran a trial. Then a node dies mid-trial: Tune
+    restarts that trial from its last checkpoint on the survivor, whose store serves it, and the
+    leaderboard holds every trial exactly once."""
     from zsl_search.leaderboard import read_rows
 
     storage = f"s3://{s3_server.make_bucket('zsl-multinode')}/runs"
     r = subprocess.run([sys.executable, str(Path(__file__).with_name("_multinode_driver.py")), storage],
                        capture_output=True, text=True, timeout=420)
     assert r.returncode == 0, r.stderr[-4000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(out["nodes"]) == 2
-    assert set(out["trial_nodes"]) == set(out["nodes"])  # trials ran on both nodes
-    assert len(out["stores"]) == 2  # one feature store per node ...
-    store_nodes = {name.rsplit(":", 1)[1] for name in out["stores"]}
-    assert store_nodes == {node[:16] for node in out["nodes"]}  # ... on each node
-    rows = read_rows(storage, "multinode")
-    assert len(rows) == 4 and {row["node_id"] for row in rows} == set(out["nodes"])
+    out = json.loads(next(line for line in reversed(r.stdout.splitlines()) if line.startswith("{")))
+    nodes, lost = set(out["nodes"]), out["lost"]
+    assert lost in nodes, "no worker was killed: the trials finished before both nodes reported"
+    (survivor,) = nodes - {lost}
+    # Before the loss: trials on both nodes, one store per node, each on its own node.
+    assert {node for trial in out["reports"].values() for _, node in trial} == nodes
+    assert {name.rsplit(":", 1)[1] for name in out["stores_before"]} == {node[:16] for node in nodes}
+    assert len(out["stores_before"]) == 2
+    # The trial on the lost node continued from its checkpoint: every epoch once, in order (a
+    # restart from scratch would report the first epochs twice), the first ones on the lost node.
+    (trial,) = [t for t, rep in out["reports"].items() if any(node == lost for _, node in rep) and rep[-1][1] == survivor]
+    reported = out["reports"][trial]
+    assert [epoch for epoch, _ in reported] == list(range(1, 13))
+    at = max(epoch for epoch, node in reported if node == lost)
+    assert [node for _, node in reported] == [lost] * at + [survivor] * (12 - at)
+    rows = read_rows(storage, "multinode")  # in S3, whichever node wrote the trial
+    assert len(rows) == 3 and len({row["trial_id"] for row in rows}) == 3 and out["ending"] == "finished"
+    restarted = next(row for row in rows if row["trial_id"] == trial)
+    assert restarted["status"] == "COMPLETE" and restarted["restarts"] == 1 and restarted["node_id"] == survivor
+    # The lost node's store went with it; the survivor's served to the end.
+    assert [name.rsplit(":", 1)[1] for name in out["stores_after"]] == [survivor[:16]]

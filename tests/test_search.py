@@ -1,14 +1,11 @@
-"""Searches end to end on real Ray: leaderboard, honest Optuna bookkeeping, resume after a
-killed driver, and the guarantee that a validation search never reads test samples."""
+"""Searches end to end on real Ray: leaderboard, honest Optuna bookkeeping, finalize, and the
+guarantee that a validation search never reads test samples (endings and resume:
+test_search_endings.py)."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,39 +59,6 @@ def test_search_writes_every_trial_once_and_tells_optuna_the_truth(ray_local, tm
     assert yaml.safe_load((tmp_path / "tiny" / "spec.yaml").read_text())["name"] == "tiny"
 
 
-def _cli(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "zsl_search.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
-
-
-def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(tiny(tmp_path / "results", name="killed", scheduler="fifo",
-                                             budget={"trials": 4, "max_epochs": 2, "grace_epochs": 1})))
-    driver = _cli("search", "run", str(spec_path))
-    done = 0
-    deadline = time.monotonic() + 240
-    for line in driver.stderr:  # wait for two finished trials, then kill the driver and its Ray
-        done += bool(re.match(r"\[\d+/\d+\] trial", line))
-        if done >= 2 or time.monotonic() > deadline:
-            break
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
-    assert done == 2
-    before = read_rows(str(tmp_path / "results"), "killed")
-    assert 2 <= len(before) < 4
-
-    resumed = _cli("search", "resume", "killed", "--storage", str(tmp_path / "results"))
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err[-3000:]
-    rows = read_rows(str(tmp_path / "results"), "killed")
-    ids = [r["trial_id"] for r in rows]
-    assert len(ids) == 4 and len(set(ids)) == 4  # every trial accounted for exactly once
-    assert {r["trial_id"] for r in before} <= set(ids)
-    assert all(r["status"] == "COMPLETE" and r["epochs"] == 2 for r in rows)
-    assert "killed" in out
-
-
 def test_a_validation_search_never_reads_test_samples(ray_local, tmp_path: Path) -> None:
     """Replacing every test_seen/test_unseen feature leaves a validation search bit-identical."""
     clean = synthesize(tmp_path / "a" / "SET", preset="demo", seed=5)
@@ -110,11 +74,11 @@ def test_a_validation_search_never_reads_test_samples(ray_local, tmp_path: Path)
 
     boards = []
     for root, name in ((clean, "clean"), (poisoned, "poisoned")):
-        spec = tiny(tmp_path / "results", name=name, dataset={"path": str(root)}, scheduler="fifo",
+        spec = tiny(tmp_path / "results", name=name, dataset={"path": str(root)}, scheduler="fifo", max_concurrent=2,
                     sampler={"name": "random", "seed": 3}, budget={"trials": 2, "max_epochs": 4},
                     space={"all": {"hidden": 256, "syn_num": 100, "lr_g": 2.5e-4, "lr_d": 1e-3}})
         run_search(parse_spec(spec), progress=False)
-        rows = sorted(read_rows(str(tmp_path / "results"), name), key=lambda r: r["completed_order"])
+        rows = sorted(read_rows(str(tmp_path / "results"), name), key=lambda r: r["config_json"])
         boards.append([(r["variant"], r["config_json"], r["H"], r["U"], r["S"], r["zsl_acc"]) for r in rows])
     assert boards[0] == boards[1]
     assert any(h > 0 for _, _, h, *_ in boards[0])  # the trials did learn something

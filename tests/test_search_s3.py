@@ -6,13 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 import yaml
 
-from zsl_search.leaderboard import read_leaderboard, read_rows
+import pytest
+
+from zsl_search.leaderboard import pending_searches, read_leaderboard, read_rows
+from zsl_search.search import load_spec, run_search
 from zsl_search.storage import open_storage
 
 
@@ -36,51 +40,64 @@ def _zsl(*args: str, env: dict | None = None, timeout: float = 300) -> subproces
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def test_two_searches_on_s3_and_the_cli_reads_them_back(s3_server, tmp_path: Path) -> None:
+def test_two_searches_on_s3_and_the_cli_reads_them_back(s3_server, ray_local, tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+
+    def show(*args: str) -> str:  # the CLI's reading side, in-process
+        assert main(["leaderboard", "show", *args]) == 0
+        return capsys.readouterr().out
+
     storage = f"s3://{s3_server.make_bucket('zsl-search-runs')}/team-a"
-    for name, trials in (("alpha", 2), ("beta", 1)):
-        r = _zsl("search", "run", str(_spec(tmp_path / f"{name}.yaml", storage, name, trials, epochs=1)))
-        assert r.returncode == 0, r.stderr[-3000:]
-        assert f"search {name}: {trials} trials" in r.stdout
+    # One search through the command line, one through the library, to the same prefix.
+    r = _zsl("search", "run", str(_spec(tmp_path / "alpha.yaml", storage, "alpha", 2, epochs=1)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "search alpha: 2 trials in" in r.stdout
+    run_search(load_spec(_spec(tmp_path / "beta.yaml", storage, "beta", 1, epochs=1)), progress=False)
     for name, trials in (("alpha", 2), ("beta", 1)):  # neither clobbered the other
         table = read_leaderboard(storage, name)
         assert table.num_rows == trials and set(table.column("search").to_pylist()) == {name}
-        shown = _zsl("leaderboard", "show", storage, "--search", name, "--format", "json")
-        assert shown.returncode == 0, shown.stderr
+        shown = show(storage, "--search", name, "--format", "json")
         expected = [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
                     for row in table.to_pylist()]
-        assert json.loads(shown.stdout) == expected  # every column, every value
-    listing = _zsl("leaderboard", "show", storage)
-    assert "alpha" in listing.stdout and "beta" in listing.stdout
+        assert json.loads(shown) == expected  # every column, every value
+    listing = show(storage)
+    assert "alpha" in listing and "beta" in listing
     store = open_storage(storage)
     assert store.exists("alpha/optuna.journal") and store.exists("alpha/spec.yaml")
     assert store.exists("alpha/leaderboard.csv") and store.exists("alpha/leaderboard.md")
     assert any(k.startswith("alpha/") and "events.out.tfevents" in k for k in store.list("alpha/"))
-    assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in shown.stderr + listing.stdout + r.stdout + r.stderr
+    assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in shown + listing + r.stdout + r.stderr
 
 
-def test_an_s3_outage_mid_search_loses_no_rows(s3_server, tmp_path: Path) -> None:
+def test_an_s3_outage_mid_search_loses_no_rows(s3_server, ray_local, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     storage = f"s3://{s3_server.make_bucket('zsl-outage')}/runs"
-    env = {"ZSL_S3_RETRIES": "1", "ZSL_S3_BACKOFF": "0.05"}
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "zsl_search.cli", "search", "run", str(_spec(tmp_path / "s.yaml", storage, "outage", 3))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and driver.poll() is None:
-        try:
-            if read_rows(storage, "outage"):
-                break
-        except Exception:
-            pass
-        time.sleep(0.5)
-    s3_server.stop()  # the storage disappears with trials still to run
+    monkeypatch.setenv("ZSL_S3_RETRIES", "1")  # the driver gives up on the storage quickly
+    monkeypatch.setenv("ZSL_S3_BACKOFF", "0.05")
+    outage = threading.Event()
+
+    def stop_s3_after_the_first_row() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                if read_rows(storage, "outage"):
+                    break
+            except Exception:  # noqa: BLE001 - nothing written yet
+                pass
+            time.sleep(0.2)
+        s3_server.stop()  # the storage disappears with trials still to run
+        outage.set()
+
+    watcher = threading.Thread(target=stop_s3_after_the_first_row, daemon=True)
+    watcher.start()
     try:
-        out, err = driver.communicate(timeout=300)
+        result = run_search(load_spec(_spec(tmp_path / "s.yaml", storage, "outage", 3)), progress=False)
     finally:
+        watcher.join(timeout=240)
         s3_server.start()
-    assert driver.returncode == 0, err[-3000:]
-    assert "outage: 3 trials" in out and "leaderboard sync" in err
-    synced = _zsl("leaderboard", "sync", storage, env=env)
+    assert outage.is_set() and result.ending == "finished" and len(result.rows) == 3
+    assert pending_searches(storage) == [(storage, "outage")]  # kept locally while S3 was down
+    synced = _zsl("leaderboard", "sync", storage, env={"ZSL_S3_RETRIES": "1", "ZSL_S3_BACKOFF": "0.05"})
     assert synced.returncode == 0, synced.stdout + synced.stderr
     rows = read_rows(storage, "outage")
     assert len({r["trial_id"] for r in rows}) == 3  # every trial's row made it

@@ -46,7 +46,7 @@ def test_four_concurrent_trials_share_one_copy(ray_local, big_dir: Path, tmp_pat
 
     trials = [Trial.remote() for _ in range(4)]
     shared = ray.get([t.run.remote(False) for t in trials])
-    copied = ray.get(Trial.remote().run.remote(True))
+    copied = ray.get(trials[0].run.remote(True))  # the same process again, now copying what it reads
 
     feature_bytes = nbytes * 0.9  # the three feature matrices are nearly all of the split
     for r in shared:

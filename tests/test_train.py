@@ -84,3 +84,36 @@ def test_the_frozen_classifier_does_not_train(demo_split) -> None:
     t.train_epoch()
     assert torch.equal(before, t.classifier.weight)
     assert Trainer(demo_split, variant="cosgan", params=_small("cosgan"), seed=0).classifier is None  # cls_weight 0
+
+
+def test_resume_hands_the_rng_a_cpu_state_whatever_the_device(demo_split, tmp_path: Path) -> None:
+    """`Generator.set_state` takes only a CPU ByteTensor; a checkpoint mapped onto a GPU used to
+    hand it a CUDA tensor and fail every resume there. The `meta` device stands in for CUDA."""
+    params = _small()
+    trainer = Trainer(demo_split, variant="fclswgan", params=params, seed=1)
+    trainer.train_epoch()
+    trainer.save(tmp_path / "ckpt.pt")
+
+    # A map_location that moves every tensor elsewhere leaves the RNG state where it is.
+    moved = torch.load(tmp_path / "ckpt.pt", map_location="meta", weights_only=False)
+    assert next(iter(moved["gan"].values())).device.type == "meta"
+    assert isinstance(moved["rng"], bytes)
+
+    class SpyGenerator:
+        def __init__(self, real: torch.Generator) -> None:
+            self.real, self.states = real, []
+
+        def set_state(self, state: torch.Tensor) -> None:
+            self.states.append(state)
+            self.real.set_state(state)
+
+        def __getattr__(self, name: str):
+            return getattr(self.real, name)
+
+    resumed = Trainer(demo_split, variant="fclswgan", params=params, seed=1)
+    spy = resumed.rng = SpyGenerator(resumed.rng)
+    resumed.device = torch.device("meta")  # load must not map the checkpoint onto the trainer's device
+    resumed.load(tmp_path / "ckpt.pt")
+    (state,) = spy.states
+    assert state.device.type == "cpu" and state.dtype == torch.uint8
+    assert torch.equal(state, trainer.rng.get_state())

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["s3_endpoint_url", "aws_region", "s3_retries", "s3_backoff", "cache_dir"]
+__all__ = ["s3_endpoint_url", "aws_region", "s3_retries", "s3_backoff", "cache_dir", "spool_dir", "plugin_modules",
+           "ray_address"]
 
 
 def s3_endpoint_url() -> str | None:
@@ -81,4 +82,29 @@ def spool_dir() -> Path:
     return cache_dir() / "spool"
 
 
-__all__ += ["spool_dir"]
+
+def plugin_modules() -> list[str]:
+    """Extra modules to import before the variant registry is used (``ZSL_SEARCH_PLUGINS``,
+    comma-separated importable names such as ``mylab.gans``; default none).
+
+    A module that calls ``zsl_search.models.register`` becomes a variant of every command and
+    search, with no change to zsl-search (installed packages can use the ``zsl_search.variants``
+    entry-point group instead). A search hands the driver's list to its trials, so the workers
+    need only be able to import the modules.
+
+    Raises:
+        ConfigError: an entry is not a dotted Python module name.
+    """
+    raw = os.environ.get("ZSL_SEARCH_PLUGINS", "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"ZSL_SEARCH_PLUGINS={raw!r}: {name!r} is not a module name; "
+                              "list importable modules, e.g. ZSL_SEARCH_PLUGINS=mylab.gans")
+    return names
+
+
+def ray_address() -> str | None:
+    """The Ray cluster to join when none is given (``RAY_ADDRESS``, which Ray's job supervisor
+    sets for a submitted search's driver), else None: start a private local Ray."""
+    return os.environ.get("RAY_ADDRESS", "").strip() or None

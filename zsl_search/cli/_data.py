@@ -42,25 +42,9 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..data import PROTOCOLS, load_xlsa, make_split
+    from ..data import describe_dataset, load_xlsa
 
-    ds = load_xlsa(args.root, semantics=args.semantics)
-    info: dict = {
-        "name": ds.name,
-        "root": str(ds.root),
-        "images": int(ds.features.shape[0]),
-        "feature_dim": int(ds.features.shape[1]),
-        "classes": int(ds.att.shape[0]),
-        "semantics": ds.semantics,
-        "semantic_dim": int(ds.att.shape[1]),
-        "locs": {k: int(v.shape[0]) for k, v in ds.locs.items()},
-        "protocols": {},
-    }
-    for protocol in PROTOCOLS:
-        if protocol == "validation" and not {"train", "val"} <= set(ds.locs):
-            info["protocols"][protocol] = "unavailable (no train_loc/val_loc)"
-            continue
-        info["protocols"][protocol] = make_split(ds, protocol).summary()
+    info = describe_dataset(load_xlsa(args.root, semantics=args.semantics))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

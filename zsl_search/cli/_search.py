@@ -73,16 +73,14 @@ def run_run(args: argparse.Namespace) -> int:
         raise ConfigError("--max-trials must be >= 1")
     spec = load_spec(args.spec)  # every spec error is reported before Ray starts
     result = run_search(spec, storage=args.storage, name=args.name, max_trials=args.max_trials, address=args.address)
-    print_best(result, top=args.top)
-    return 0
+    return print_best(result, top=args.top)
 
 
 def run_resume(args: argparse.Namespace) -> int:
     from ..search import resume_search
 
     result = resume_search(args.name, storage=args.storage, address=args.address)
-    print_best(result, top=args.top)
-    return 0
+    return print_best(result, top=args.top)
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -130,10 +128,28 @@ def _stream(job_id: str, address: str) -> None:
         print(chunk, end="", flush=True)
 
 
-def print_best(result: Any, *, top: int) -> None:
+_ENDED = {
+    "finished": "ran its whole budget",
+    "time_budget": "was ended by its time budget",
+    "interrupted": "was interrupted",
+}
+
+
+def print_best(result: Any, *, top: int) -> int:
+    """Print how the search ended and its best trials; return the exit status (0, or 130 when
+    it was interrupted, after printing the command that continues it)."""
     from ..leaderboard import format_rows
 
-    print(f"search {result.name}: {len(result.rows)} trials in {result.seconds:.0f}s, ranked by validation H; "
+    n = len(result.rows)
+    print(f"search {result.name}: {n} trial{'s' if n != 1 else ''} in {result.seconds:.0f}s, ranked by validation H; "
           f"leaderboard in {result.storage.rstrip('/')}/{result.name}/")
+    print(f"the search {_ENDED[result.ending]} ({result.trials} trials started)")
+    for note in result.notes:
+        print(note)
     print(format_rows(result.rows, fmt="table", top=top), end="")
     sys.stdout.flush()
+    if result.ending == "interrupted":
+        print(f"zsl-search: interrupted; continue with: zsl-search search resume {result.name} "
+              f"--storage {result.storage}", file=sys.stderr)
+        return 130
+    return 0

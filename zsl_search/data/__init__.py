@@ -5,9 +5,9 @@ from __future__ import annotations
 from ._mat import MAT_FORMATS, read_mat, write_mat
 from ._protocol import PREPROCESSING, PROTOCOLS, Split, make_split, validation_rows
 from ._synth import KNOWN_DATASETS, PRESETS, synthesize
-from ._xlsa import XlsaDataset, load_xlsa
+from ._xlsa import XlsaDataset, describe_dataset, load_xlsa
 
 __all__ = [
-    "XlsaDataset", "load_xlsa", "Split", "make_split", "PROTOCOLS", "PREPROCESSING", "validation_rows",
+    "XlsaDataset", "load_xlsa", "describe_dataset", "Split", "make_split", "PROTOCOLS", "PREPROCESSING", "validation_rows",
     "synthesize", "PRESETS", "KNOWN_DATASETS", "read_mat", "write_mat", "MAT_FORMATS",
 ]

@@ -162,3 +162,31 @@ def _int_vector(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
         if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
             raise DataError(f"{path}: key '{key}' has non-integer values; expected whole 1-based numbers")
     return arr.astype(np.int64)
+
+
+def describe_dataset(ds: XlsaDataset) -> dict[str, Any]:
+    """What ``zsl-search data info`` prints: sizes, dims, split counts and the split summary of
+    each protocol (or why it is unavailable). Building the splits is part of the check.
+
+    Raises:
+        DataError: a protocol's split cannot be built from the dataset's locations.
+    """
+    from ._protocol import PROTOCOLS, make_split
+
+    info: dict[str, Any] = {
+        "name": ds.name,
+        "root": str(ds.root),
+        "images": int(ds.features.shape[0]),
+        "feature_dim": int(ds.features.shape[1]),
+        "classes": int(ds.att.shape[0]),
+        "semantics": ds.semantics,
+        "semantic_dim": int(ds.att.shape[1]),
+        "locs": {k: int(v.shape[0]) for k, v in ds.locs.items()},
+        "protocols": {},
+    }
+    for protocol in PROTOCOLS:
+        if protocol == "validation" and not {"train", "val"} <= set(ds.locs):
+            info["protocols"][protocol] = "unavailable (no train_loc/val_loc)"
+            continue
+        info["protocols"][protocol] = make_split(ds, protocol).summary()
+    return info

@@ -11,7 +11,7 @@ Layout under a storage root (local directory or ``s3://bucket/prefix``)::
 Input row (one per trial) handed to `LeaderboardWriter.write`::
 
     {"trial_id": str, "search": str, "dataset": str, "protocol": str, "variant": str,
-     "status": "COMPLETE" | "EARLY_STOPPED" | "ERROR", "epochs": int, "best_epoch": int,
+     "status": one of STATUSES, "error": str | None, "restarts": int, "epochs": int, "best_epoch": int,
      "H": float, "U": float, "S": float, "zsl_acc": float, "retrieval_map": float,
      "seconds": float, "seed": int, "node_id": str | None, "params": {name: value},
      "created_at": datetime | ISO str, "completed_order": int}

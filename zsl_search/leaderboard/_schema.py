@@ -31,7 +31,12 @@ __all__ = [
     "record_to_json", "rows_to_table", "table_to_rows",
 ]
 
-STATUSES = ("COMPLETE", "EARLY_STOPPED", "ERROR")
+# How a trial ended. COMPLETE: trained budget.max_epochs; EARLY_STOPPED: ASHA stopped it;
+# STOPPED: the search ended (time budget, or a dataset that became unreadable) while it ran;
+# INTERRUPTED: the search was interrupted (Ctrl-C, SIGTERM, `search stop`) and `search resume`
+# continues it; DIVERGED: a loss became NaN/inf, training stopped there; ERROR: it raised, also
+# after one retry from its checkpoint (``error`` holds the first line).
+STATUSES = ("COMPLETE", "EARLY_STOPPED", "STOPPED", "INTERRUPTED", "DIVERGED", "ERROR")
 PARAM_PREFIX = "param_"
 TEST_COLUMNS = (
     "test_U_mean", "test_U_std", "test_S_mean", "test_S_std", "test_H_mean", "test_H_std", "test_seeds",
@@ -43,6 +48,7 @@ _LAYOUT: tuple[tuple[str, str, bool], ...] = (
     ("H", "float64", True), ("U", "float64", True), ("S", "float64", True), ("pareto", "bool", False),
     ("zsl_acc", "float64", True), ("retrieval_map", "float64", True),
     ("epochs", "int64", True), ("best_epoch", "int64", True), ("status", "string", False),
+    ("error", "string", True), ("restarts", "int64", True),
     ("seconds", "float64", True), ("seed", "int64", True),
     ("params", "", True),
     ("config_json", "string", False), ("version", "string", False),
@@ -50,8 +56,8 @@ _LAYOUT: tuple[tuple[str, str, bool], ...] = (
     *((name, "float64", True) for name in TEST_COLUMNS[:-1]), ("test_seeds", "list_int64", True),
 )
 _FLOATS = ("H", "U", "S", "zsl_acc", "retrieval_map", "seconds", *TEST_COLUMNS[:-1])
-_INTS = ("epochs", "best_epoch", "seed", "completed_order")
-_STRINGS = ("dataset", "protocol", "node_id")
+_INTS = ("epochs", "best_epoch", "restarts", "seed", "completed_order")
+_STRINGS = ("dataset", "protocol", "node_id", "error")
 _DERIVED = ("rank", "pareto", "config_json")  # recomputed on every write
 _ALLOWED_KEYS = frozenset({
     "trial_id", "search", "variant", "status", "params", "created_at", "version", "test_seeds",

@@ -6,7 +6,7 @@ Example:
     >>> params = v.make_params({"lr_g": "2e-4"}, dataset="CUB")
 """
 
-from ._registry import GAN, Batch, CommonParams, Variant, get_variant, register, variant_names
+from ._registry import GAN, Batch, CommonParams, Variant, get_variant, load_plugins, register, variant_names
 from ._space import Categorical, Distribution, Float, Int
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "get_variant",
     "register",
     "variant_names",
+    "load_plugins",
     "Categorical",
     "Distribution",
     "Float",

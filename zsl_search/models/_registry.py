@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from torch import nn
 from ..errors import ConfigError
 from ._space import Distribution
 
-__all__ = ["CommonParams", "GAN", "Batch", "Variant", "register", "get_variant", "variant_names"]
+__all__ = ["CommonParams", "GAN", "Batch", "Variant", "register", "get_variant", "variant_names", "load_plugins"]
 
 
 @dataclass(frozen=True)
@@ -167,12 +168,36 @@ def register(variant: Variant) -> Variant:
 
 def _load_builtin_variants() -> None:
     # Every module in this package that is not private is a variant; importing it registers it,
-    # so adding a variant means adding one file.
-    from .. import models
+    # so adding a variant means adding one file. Plugin modules (settings.plugin_modules, the
+    # zsl_search.variants entry points) register theirs the same way.
+    from .. import models, settings
 
     for info in pkgutil.iter_modules(models.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{models.__name__}.{info.name}")
+    load_plugins(settings.plugin_modules())
+
+
+@functools.cache
+def _entry_point_modules() -> tuple[str, ...]:
+    from importlib.metadata import entry_points
+
+    return tuple(ep.value for ep in entry_points(group="zsl_search.variants"))
+
+
+def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
+    """Import variant modules that live outside this package: ``modules`` and every module of
+    the ``zsl_search.variants`` entry-point group (importing a module registers its variants).
+
+    Raises:
+        ConfigError: a module cannot be imported (the message names it).
+    """
+    for name in (*modules, *_entry_point_modules()):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"variant plugin {name!r} cannot be imported ({e}); "
+                              "check ZSL_SEARCH_PLUGINS and that the module is on the Python path") from None
 
 
 def variant_names() -> list[str]:

@@ -1,27 +1,43 @@
-"""Tune callbacks of a search (imported only when a search runs: they need Ray)."""
+"""What the search driver knows about its trials, and how each one ended (needs Ray).
+
+`TrialLedger` is a Tune callback that follows every trial: its last report, how it ended, and
+the leaderboard row that ending produces. Tune reports completions and errors through
+callbacks, but a trial that the time budget, an interrupt or a fatal data error stopped gets
+no callback at all: `TrialLedger.close` settles those once `Tuner.fit` has returned, so every
+way a search ends leaves a leaderboard with each trial that reported an epoch, exactly once.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 
-__all__ = ["ProgressCallback", "LeaderboardCallback", "trial_row"]
+from ..errors import DataError
+
+__all__ = ["TrialLedger", "FatalErrorStopper", "trial_row", "FINAL_STATUSES"]
+
+# Statuses after which a trial never runs again (INTERRUPTED trials continue on resume).
+FINAL_STATUSES = frozenset({"COMPLETE", "EARLY_STOPPED", "STOPPED", "DIVERGED", "ERROR"})
 
 
-def trial_row(*, trial_id: str, config: dict[str, Any], result: dict[str, Any], error: bool, spec: Any,
-              dataset: str) -> dict[str, Any]:
-    """One leaderboard row from a trial's config and last result. H/U/S are those of the trial's
-    best epoch, which is chosen on the protocol's own (validation) split."""
-    variant = config.get("variant", result.get("variant", "?"))
-    epoch = int(result.get("epoch", 0))
-    status = "ERROR" if error else ("COMPLETE" if epoch >= spec.budget.max_epochs else "EARLY_STOPPED")
+def trial_row(*, trial_id: str, config: dict[str, Any], result: dict[str, Any], status: str, spec: Any,
+              dataset: str, error: str | None = None, restarts: int = 0) -> dict[str, Any]:
+    """One leaderboard row from a trial's config and its last report. H/U/S are those of the
+    trial's best epoch so far, which is chosen on the protocol's own (validation) split."""
+    variant = config["variant"]
     _, fixed = spec.variant_space(variant)
     return {
         "trial_id": trial_id, "search": spec.name, "dataset": dataset, "protocol": spec.protocol,
-        "variant": variant, "status": status, "epochs": epoch, "best_epoch": int(result.get("best_epoch", 0)),
+        "variant": variant, "status": status, "error": error, "restarts": restarts,
+        "epochs": int(result["epoch"]), "best_epoch": int(result.get("best_epoch", 0)),
         "H": float(result.get("best_H", 0.0)), "U": float(result.get("best_U", 0.0)),
         "S": float(result.get("best_S", 0.0)), "zsl_acc": float(result.get("best_zsl_acc", 0.0)),
         "retrieval_map": float(result.get("best_retrieval_map", 0.0)),
@@ -30,62 +46,195 @@ def trial_row(*, trial_id: str, config: dict[str, Any], result: dict[str, Any], 
     }
 
 
-class LeaderboardCallback(Callback):
-    """Writes the search's leaderboard each time a trial finishes (not only at the end)."""
+def _reported(result: dict[str, Any] | None) -> bool:
+    return bool(result) and int(result.get("epoch", 0)) >= 1
 
-    def __init__(self, *, spec: Any, dataset: str, start_order: int = 0) -> None:
-        self.spec, self.dataset, self.order = spec, dataset, start_order
-        self.written: set[str] = set()
-        self._writer: Any = None
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: what a leaderboard cell or a terminal line holds."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _trial_exception(trial: Any) -> BaseException | None:
+    """The exception a trial last failed with, unwrapped from Ray's task error (Tune pickles it
+    beside the trial; the traceback stays in the trial's error.txt)."""
+    from ray import cloudpickle
+
+    path = getattr(trial, "pickled_error_file", None)
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        exc = cloudpickle.loads(Path(path).read_bytes())
+    except Exception:  # noqa: BLE001 - an unpicklable error still has its error.txt
+        return None
+    cause = getattr(exc, "cause", None)  # RayTaskError wraps what the trainable raised
+    return cause if isinstance(cause, BaseException) else exc
+
+
+class TrialLedger(Callback):
+    """Follows every trial of one driver run and writes its leaderboard row when it ends.
+
+    Statuses (see `zsl_search.leaderboard.STATUSES`) are decided here: a completion at
+    ``budget.max_epochs`` is COMPLETE, earlier is EARLY_STOPPED (ASHA is the only thing that
+    stops a running trial and reports it), a trial whose last report says ``diverged`` is
+    DIVERGED, an error after the retry is ERROR. Trials that never reported an epoch get no
+    row; `close` counts them in `notes`.
+
+    Args:
+        spec: the search spec.
+        dataset: the dataset name written into every row.
+        writer: the search's `LeaderboardWriter`.
+        existing: ``{trial_id: status}`` of rows already on the leaderboard (a resumed search).
+        start_order: the last ``completed_order`` already used.
+        echo: called with one line per ended trial (progress output), or None.
+    """
+
+    def __init__(self, *, spec: Any, dataset: str, writer: Any, existing: dict[str, str] | None = None,
+                 start_order: int = 0, echo: Callable[[str], None] | None = None) -> None:
+        self.spec, self.dataset, self.writer, self.echo = spec, dataset, writer, echo
+        self.existing = dict(existing or {})
+        self.order = start_order
+        self.ended: dict[str, str] = {}  # trial_id -> status, for trials that ended in this run
+        self.failed_early: dict[str, str] = {}  # trial_id -> error line, failed before any epoch
+        self.fatal: str | None = None  # a data error that ends the whole search
+        self.interrupted = False
+        self.trials: list[Any] = []  # Tune's live list of every trial (set by each step)
+        self.done = sum(status in FINAL_STATUSES for status in self.existing.values())
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks with the experiment; the writer (a lock, a cache) is rebuilt.
-        return {**self.__dict__, "_writer": None}
+        # Tune pickles its callbacks with the experiment; `run_search` hands a restored run a
+        # live ledger of its own, so the writer (a lock) and the trial list need not travel.
+        return {**self.__dict__, "writer": None, "echo": None, "trials": []}
 
-    @property
-    def writer(self) -> Any:
-        from ..leaderboard import LeaderboardWriter
+    # -- Tune hooks ------------------------------------------------------------------------------
+    def setup(self, **info: Any) -> None:
+        # Tune installed its own SIGINT handler (finish the current step, save, return) just
+        # before this hook; wrap it so the driver knows the run was interrupted.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        tune_handler = signal.getsignal(signal.SIGINT)
 
-        if self._writer is None:
-            self._writer = LeaderboardWriter(self.spec.storage, self.spec.name)
-        return self._writer
+        def on_interrupt(signum: int, frame: Any) -> None:
+            self.interrupted = True
+            if callable(tune_handler):
+                tune_handler(signum, frame)
+            else:
+                raise KeyboardInterrupt
 
-    def next_row(self, *, trial_id: str, config: dict[str, Any], result: dict[str, Any], error: bool) -> dict[str, Any]:
-        """The leaderboard row of a finished trial, numbered in completion order."""
+        signal.signal(signal.SIGINT, on_interrupt)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.trials = trials
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        if not _reported(result):
+            return  # counted by close()
+        if result.get("diverged"):
+            status = "DIVERGED"
+        elif int(result["epoch"]) >= self.spec.budget.max_epochs:
+            status = "COMPLETE"
+        else:
+            status = "EARLY_STOPPED"
+        self._end(trial, result, status)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._check_fatal(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        exc = self._check_fatal(trial)
+        line = error_line(exc) if exc is not None else "unknown error (see the trial's error.txt)"
+        result = trial.last_result or {}
+        if _reported(result):
+            self._end(trial, result, "ERROR", error=line)
+        else:
+            self.failed_early[trial.trial_id] = line
+            self._say(f"trial {trial.trial_id} failed before its first epoch: {line}")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.trials = trials
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _check_fatal(self, trial: Any) -> BaseException | None:
+        exc = _trial_exception(trial)
+        if isinstance(exc, DataError) and self.fatal is None:
+            self.fatal = str(exc)  # the dataset is unusable: every other trial would fail the same way
+        return exc
+
+    def _row(self, trial_id: str, config: dict[str, Any], result: dict[str, Any], status: str, *,
+             error: str | None = None, restarts: int = 0) -> dict[str, Any]:
         self.order += 1
-        self.written.add(trial_id)
-        row = trial_row(trial_id=trial_id, config=config, result=result, error=error, spec=self.spec,
-                        dataset=self.dataset)
+        row = trial_row(trial_id=trial_id, config=config, result=result, status=status, spec=self.spec,
+                        dataset=self.dataset, error=error, restarts=restarts)
         return {**row, "completed_order": self.order}
 
-    def _write(self, trial: Any, error: bool) -> None:
-        self.writer.write([self.next_row(trial_id=trial.trial_id, config=trial.config,
-                                         result=trial.last_result or {}, error=error)])
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(trial, error=False)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(trial, error=True)
-
-
-class ProgressCallback(Callback):
-    """One line per finished trial; Tune's own tables are off."""
-
-    def __init__(self, *, total: int, enabled: bool = True) -> None:
-        self.total, self.enabled, self.done = total, enabled, 0
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def _end(self, trial: Any, result: dict[str, Any], status: str, *, error: str | None = None) -> None:
+        self.ended[trial.trial_id] = status
+        # Every failure but a final one (ERROR) was followed by a restart from the checkpoint.
+        restarts = trial.num_failures - (status == "ERROR")
+        row = self._row(trial.trial_id, trial.config, result, status, error=error, restarts=restarts)
+        self.writer.write([row])
         self.done += 1
-        if not self.enabled:
-            return
-        r = trial.last_result or {}
-        print(f"[{self.done}/{self.total}] trial {trial.trial_id} {r.get('variant', '?'):9s} "
-              f"epochs={r.get('epoch', 0):<3} best H={r.get('best_H', 0.0):.4f} "
-              f"(U={r.get('best_U', 0.0):.4f} S={r.get('best_S', 0.0):.4f})", file=sys.stderr, flush=True)
+        extra = f": {error}" if error else ""
+        self._say(f"[{self.done}/{self.spec.budget.trials}] trial {trial.trial_id} {row['variant']:9s} "
+                  f"{status.lower():13s} epochs={row['epochs']:<3} best H={row['H']:.4f} "
+                  f"(U={row['U']:.4f} S={row['S']:.4f}){extra}")
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.done += 1
-        if self.enabled:
-            print(f"[{self.done}/{self.total}] trial {trial.trial_id} failed; see its error.txt in the results",
-                  file=sys.stderr, flush=True)
+    def _say(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo(line)
+
+    def close(self, *, reason: str) -> list[str]:
+        """Settle every trial that Tune stopped without a callback, once the run is over.
+
+        ``reason`` is how the run ended: ``"finished"``, ``"time_budget"``, ``"interrupted"``
+        or ``"data_error"``. Trials that reported an epoch get a row (INTERRUPTED when the run
+        was interrupted, else STOPPED) unless they already hold a final one; the others are
+        counted. Returns the summary lines to show the user.
+        """
+        status = "INTERRUPTED" if reason == "interrupted" else "STOPPED"
+        rows, unreported = [], Counter()
+        for trial in self.trials:
+            tid = trial.trial_id
+            if tid in self.ended or tid in self.failed_early or self.existing.get(tid) in FINAL_STATUSES:
+                continue
+            result = trial.last_result or {}
+            if _reported(result) and "variant" in (trial.config or {}):
+                rows.append(self._row(tid, trial.config, result, status, restarts=trial.num_failures))
+                self.ended[tid] = status
+            elif tid not in self.existing:
+                unreported[reason] += 1
+        if rows:
+            self.writer.write(rows)
+        notes = []
+        what = {"time_budget": "stopped by the time budget", "interrupted": "interrupted",
+                "data_error": "stopped by the data error", "finished": "ended"}
+        for why, n in unreported.items():
+            tail = " (they start again on `search resume`)" if why == "interrupted" else ""
+            notes.append(f"{n} trial{'s' if n != 1 else ''} {what[why]} before {'their' if n != 1 else 'its'} "
+                         f"first epoch{tail}")
+        if self.failed_early:
+            n = len(self.failed_early)
+            first = next(iter(self.failed_early.values()))
+            notes.append(f"{n} trial{'s' if n != 1 else ''} failed before {'their' if n != 1 else 'its'} first "
+                         f"epoch (first error: {first}; tracebacks in each trial's error.txt)")
+        return notes
+
+
+class FatalErrorStopper(Stopper):
+    """Ends the whole search as soon as the ledger has seen a data error (a dataset a node
+    cannot load fails every trial the same way: fail once, not once per trial)."""
+
+    def __init__(self, ledger: TrialLedger) -> None:
+        self.ledger = ledger
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.ledger.fatal is not None
+
+
+def stderr_echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

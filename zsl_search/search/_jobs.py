@@ -4,7 +4,7 @@ The job ships the spec file (as the job's ``working_dir``) and this very ``zsl_s
 (as a ``py_module``), so the cluster runs the code you submitted from, not whatever version its
 image happens to have installed. Inside the job the entrypoint is the ordinary
 ``python -m zsl_search.cli search run SPEC``: Ray's job supervisor sets ``RAY_ADDRESS`` for the
-driver, so `run_search`'s plain ``ray.init()`` joins the cluster instead of starting a new one.
+driver, so `run_search` joins the cluster instead of starting a new one (`settings.ray_address`).
 
 The job server is the head node's dashboard (port 8265). `cluster/cluster.yaml` binds it to the
 head's loopback, so reach it through ``ray dashboard cluster/cluster.yaml`` (an SSH tunnel to

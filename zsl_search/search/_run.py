@@ -1,46 +1,105 @@
-"""Run or resume a search: Ray Tune + Optuna over the spec's variants, ASHA over epochs."""
+"""Run or resume a search: Ray Tune + Optuna over the spec's variants, ASHA over epochs.
+
+However a run ends (its trial count, its time budget, Ctrl-C or SIGTERM, trials that raise or
+diverge, a dataset that turns unreadable) it leaves the leaderboard with every trial that
+reported an epoch, exactly once, and says how it ended (`SearchResult.ending`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from ..errors import StorageError, ZslSearchError
+from ..errors import DataError, StorageError, ZslSearchError
 from ._spec import SearchSpec, parse_spec
 
-__all__ = ["run_search", "resume_search", "SearchResult"]
+__all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
 
 SPEC_FILE = "spec.yaml"
 JOURNAL_FILE = "optuna.journal"
 
+Ending = Literal["finished", "time_budget", "interrupted"]
+ENDINGS: tuple[str, ...] = ("finished", "time_budget", "interrupted")
+
 
 @dataclass
 class SearchResult:
-    """Per-trial rows, best first (ranked by validation best_H), and where everything lives."""
+    """Per-trial rows, best first (ranked by validation best_H), how the run ended and where
+    everything lives.
+
+    ``ending`` is ``finished`` (every trial of the budget ran), ``time_budget`` (the budget's
+    ``time_budget_s`` ended it) or ``interrupted`` (Ctrl-C / SIGTERM: continue it with
+    `resume_search`). ``notes`` are the summary lines for trials that have no row (they never
+    reported an epoch); ``trials`` counts every trial Tune started or queued.
+    """
 
     name: str
     storage: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stores: list[str] = field(default_factory=list)  # feature-store actors that served it, one per node
+    ending: Ending = "finished"
+    notes: list[str] = field(default_factory=list)
+    trials: int = 0
 
 
 def _init_ray(address: str | None) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``, which a Ray job's driver is given),
+    else start a private local Ray. Never ``ray.init()`` bare: it attaches to whatever Ray
+    instance happens to run on this machine, e.g. someone else's search."""
     import ray
+
+    from .. import settings
 
     if ray.is_initialized():
         return
+    address = address or settings.ray_address()
     if address:
         ray.init(address=address, namespace=None, log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+def _quiet_tune() -> None:
+    # Checkpointing every epoch is intended (Tune warns about it); our progress lines replace
+    # Tune's tables; trial tracebacks belong in each trial's error.txt, not on the terminal.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # Errors of futures Tune dropped when it stopped a trial (the trial's own error is kept).
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+
+
+class _DropTuneNoise(logging.Filter):
+    """Tune's end-of-run log lines that our own summary replaces."""
+
+    _NOISE = ("Trials did not complete", "Wrote the latest version of all result files",
+              "Experiment has been interrupted")  # it suggests Tuner.restore; we print `search resume`
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self._NOISE)
+
+
+@contextlib.contextmanager
+def _quiet_tune_logs() -> Iterator[None]:
+    logger, noise = logging.getLogger("ray.tune.tune"), _DropTuneNoise()
+    logger.addFilter(noise)
+    try:
+        yield
+    finally:
+        logger.removeFilter(noise)
 
 
 def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
@@ -80,20 +139,115 @@ def run_search(
 ) -> SearchResult:
     """Run ``spec`` (or resume it with ``resume=True``) and return its ranked trials.
 
+    The dataset is loaded and checked before Ray starts, exactly as ``zsl-search data info``
+    does. A SIGINT (Ctrl-C) or SIGTERM ends the run gracefully: the trials stop, their state is
+    saved, the leaderboard is written and ``ending`` is ``interrupted``.
+
     Raises:
+        DataError: the dataset is unusable (before anything starts), or became unreadable on a
+            node during the search (the search stops at once; rows so far are kept).
         ZslSearchError: the storage is unusable or (on resume) holds no such search.
     """
-    from ray import tune
-    from ray.tune.logger import TBXLoggerCallback
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     from .. import settings
+    from ..leaderboard import LeaderboardWriter
     from ..store import DataSource, check_source, release_stores
-    from ._callbacks import LeaderboardCallback, ProgressCallback
-    from ._optuna import METRIC, make_searcher
-    from ._trainable import run_trial
+    from ._callbacks import TrialLedger, stderr_echo
 
     start = time.perf_counter()
+    spec = _with_overrides(spec, storage=storage, name=name, max_trials=max_trials)
+    cache_dir = settings.cache_dir()
+    _quiet_tune()
+    source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol=spec.protocol,
+                        preprocess=spec.dataset.preprocess, seed=spec.seed)
+    check_source(source, cache_dir=cache_dir)  # a broken dataset fails here: nothing claimed, no Ray
+    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
+    if not resume:
+        _claim_name(spec)
+    before = _existing_rows(spec) if resume else []
+    ledger = TrialLedger(spec=spec, dataset=source.dataset_name(), writer=LeaderboardWriter(spec.storage, spec.name),
+                         existing={r["trial_id"]: r["status"] for r in before},
+                         start_order=max((r["completed_order"] or 0 for r in before), default=0),
+                         echo=stderr_echo if progress else None)
+    journal = _journal_path(spec.storage, spec.name, cache_dir)
+    stores: list[str] = []
+    try:
+        _init_ray(address)  # first: Ray installs signal handlers of its own, ours go on top
+        with _graceful_signals(), _quiet_tune_logs():
+            try:
+                _prewarm_store(source, spec, cache_dir)
+                tuner = _tuner(spec, source, experiment, storage_path, fs, journal, ledger=ledger, resume=resume,
+                               cache_dir=cache_dir)
+                tuner.fit()
+            finally:
+                stores = release_stores(spec.name)
+    except KeyboardInterrupt:  # a second Ctrl-C stops Tune at once (its last saved state stands), or
+        ledger.interrupted = True  # one before Tune started: `search resume` starts the search then
+    except OSError as e:
+        # Tune re-reads the experiment from storage at the very end; if the storage went away
+        # mid-search the trials still ran and their rows are with the leaderboard writer.
+        if not ledger.ended:
+            raise StorageError(f"{experiment}: results storage unreachable ({e})") from None
+        print(f"warning: {spec.storage} became unreachable during the search ({str(e).splitlines()[0]})",
+              file=sys.stderr)
+    ending = _ending(ledger, spec)
+    notes = ledger.close(reason="data_error" if ledger.fatal else ending)
+    if ending != "interrupted":
+        _settle_optuna(journal, spec.name)
+    if not ledger.writer.write([]):
+        print(f"warning: {spec.storage} is unreachable; the leaderboard is kept locally until "
+              f"`zsl-search leaderboard sync {spec.storage}`", file=sys.stderr)
+    _upload_journal(spec, cache_dir)
+    if ledger.fatal:
+        raise DataError(ledger.fatal)
+    return SearchResult(name=spec.name, storage=spec.storage, rows=ledger.writer.rows(),
+                        seconds=time.perf_counter() - start, stores=stores, ending=ending, notes=notes,
+                        trials=len(ledger.trials))
+
+
+def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path) -> None:
+    """Start this node's feature store now, so it loads the dataset while the first trial
+    workers start up instead of after them. Only where trials can run: a head that offers no
+    CPUs to trials (cluster/cluster.yaml) gets no store."""
+    import ray
+
+    from ..store import get_store
+
+    node_id = ray.get_runtime_context().get_node_id()
+    node = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
+    if node.get("Resources", {}).get("CPU", 0) >= spec.resources.cpu:
+        get_store(source, search=spec.name, cache_dir=cache_dir)
+
+
+def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs: Any, journal: Path, *,
+           ledger: Any, resume: bool, cache_dir: Path) -> Any:
+    """The Tune run of a search: restored from ``experiment`` when resuming (and Tune saved a
+    state), else new; either way reporting to this driver's ``ledger``."""
+    from ray import tune
+    from ray.tune.logger import TBXLoggerCallback
+
+    from .. import settings
+    from ._callbacks import FatalErrorStopper
+
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial_entrypoint(), spec_data=spec.model_dump(mode="json"), source=source,
+                             search=spec.name, cache_dir=str(cache_dir), plugins=tuple(settings.plugin_modules())),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    callbacks, stop = [TBXLoggerCallback(), ledger], FatalErrorStopper(ledger)
+    if resume and tune.Tuner.can_restore(experiment, storage_filesystem=fs):
+        return _restored_tuner(experiment, trainable, fs, callbacks=callbacks, stop=stop)
+    # A new search, or one interrupted before Tune saved its first state.
+    return _new_tuner(spec, trainable, storage_path, fs, journal, dataset=source.dataset_name(),
+                      callbacks=callbacks, stop=stop)
+
+
+def _trial_entrypoint() -> Any:
+    from ._trainable import run_trial
+
+    return run_trial
+
+
+def _with_overrides(spec: SearchSpec, *, storage: str | None, name: str | None, max_trials: int | None) -> SearchSpec:
     updates: dict[str, Any] = {}
     if storage:
         updates["storage"] = storage
@@ -101,80 +255,103 @@ def run_search(
         updates["name"] = name
     if max_trials is not None:
         updates["budget"] = {**spec.budget.model_dump(), "trials": max_trials}
-    if updates:
-        spec = parse_spec({**spec.model_dump(), **updates})
-    cache_dir = settings.cache_dir()
-    # Checkpointing every epoch is intended; Tune's warning about frequent snapshots is noise here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress lines replace Tune's tables
-    source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol=spec.protocol,
-                        preprocess=spec.dataset.preprocess, seed=spec.seed)
-    check_source(source)
-    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
-    if not resume:
-        _claim_name(spec)
-    _init_ray(address)
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, spec_data=spec.model_dump(mode="json"), source=source, search=spec.name,
-                             cache_dir=str(cache_dir)),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    return parse_spec({**spec.model_dump(), **updates}) if updates else spec
+
+
+def _new_tuner(spec: SearchSpec, trainable: Any, storage_path: str, fs: Any, journal: Path, *, dataset: str,
+               callbacks: list[Any], stop: Any) -> Any:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from ._optuna import METRIC, make_searcher
+
+    scheduler = (
+        ASHAScheduler(time_attr="epoch", max_t=spec.budget.max_epochs, grace_period=spec.budget.grace_epochs,
+                      reduction_factor=3)
+        if spec.scheduler == "asha" else FIFOScheduler()
     )
-    reporter = ProgressCallback(total=spec.budget.trials, enabled=progress)
-    done_before = _existing_rows(spec) if resume else []
-    board = LeaderboardCallback(spec=spec, dataset=source.dataset_name(),
-                                start_order=max((r["completed_order"] or 0 for r in done_before), default=0))
-    try:
-        if resume:
-            tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True,
-                                       storage_filesystem=fs)
+    searcher = make_searcher(spec, journal=journal, study_name=spec.name, dataset=dataset)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode="max", search_alg=tune.search.ConcurrencyLimiter(searcher, spec.max_concurrent),
+            scheduler=scheduler, num_samples=spec.budget.trials, time_budget_s=spec.budget.time_budget_s,
+            # Trials reuse their worker process: no new interpreter, no re-import per trial.
+            reuse_actors=True, trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name, storage_path=storage_path, storage_filesystem=fs,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=callbacks, stop=stop, verbose=0,
+            # One retry from the last checkpoint: survives a lost node or a one-off fault.
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+
+
+def _restored_tuner(experiment: str, trainable: Any, fs: Any, *, callbacks: list[Any], stop: Any) -> Any:
+    from ray import tune
+
+    # ERROR trials stay ERROR (they were retried once already); interrupted ones continue.
+    tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False,
+                               storage_filesystem=fs)
+    # Tune.restore brings back the callbacks and stopper pickled when the search started; this
+    # driver must read the ledger it runs with. There is no public setter, so swap them in the
+    # restored run config (read by `fit`).
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks, run_config.stop = callbacks, stop
+    return tuner
+
+
+@contextlib.contextmanager
+def _graceful_signals() -> Iterator[None]:
+    """While a search runs, SIGTERM (``kill``, ``ray job stop``) ends it the way Ctrl-C does:
+    through Tune's SIGINT handler, which stops the trials and saves the state `resume_search`
+    continues from. Both handlers are restored afterwards (Tune leaves its own installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
         else:
-            scheduler = (
-                ASHAScheduler(time_attr="epoch", max_t=spec.budget.max_epochs, grace_period=spec.budget.grace_epochs,
-                              reduction_factor=3)
-                if spec.scheduler == "asha" else FIFOScheduler()
-            )
-            searcher = make_searcher(spec, journal=_journal_path(spec.storage, spec.name, cache_dir),
-                                     study_name=spec.name, dataset=source.dataset_name())
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    metric=METRIC, mode="max", search_alg=tune.search.ConcurrencyLimiter(searcher, spec.max_concurrent),
-                    scheduler=scheduler, num_samples=spec.budget.trials, time_budget_s=spec.budget.time_budget_s,
-                    reuse_actors=False, trial_dirname_creator=_trial_dirname,
-                ),
-                run_config=tune.RunConfig(
-                    name=spec.name, storage_path=storage_path, storage_filesystem=fs,
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[TBXLoggerCallback(), board, reporter], verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=1),
-                ),
-            )
-        try:
-            grid = tuner.fit()
-        except OSError as e:
-            # Tune re-reads the experiment from storage at the very end; if the storage went
-            # away mid-search the trials still ran and their rows are with the leaderboard writer.
-            if not board.written:
-                raise StorageError(f"{experiment}: results storage unreachable ({e})") from None
-            print(f"warning: {spec.storage} became unreachable during the search ({str(e).splitlines()[0]})",
-                  file=sys.stderr)
-            grid = []
+            raise KeyboardInterrupt
+
+    previous_int, previous_term = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
     finally:
-        stores = release_stores(spec.name)
-    # Every trial Tune knows must be on the leaderboard exactly once, including trials that
-    # finished in an earlier (interrupted) driver; the writer merges rows by trial id. If the
-    # storage is down the rows stay spooled locally (`zsl-search leaderboard sync` uploads them).
-    known = {r["trial_id"] for r in done_before} | board.written
-    missing = [
-        board.next_row(trial_id=r.metrics["trial_id"], config=r.config or {}, result=r.metrics, error=r.error is not None)
-        for r in grid if (r.metrics or {}).get("trial_id") and r.metrics["trial_id"] not in known
-    ]
-    if not board.writer.write(missing):
-        print(f"warning: {spec.storage} is unreachable; the leaderboard is kept locally until "
-              f"`zsl-search leaderboard sync {spec.storage}`", file=sys.stderr)
-    _upload_journal(spec, cache_dir)
-    return SearchResult(name=spec.name, storage=spec.storage, rows=board.writer.rows(),
-                        seconds=time.perf_counter() - start, stores=stores)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _ending(ledger: Any, spec: SearchSpec) -> Ending:
+    """How the run ended, from what the ledger saw."""
+    from ._callbacks import FINAL_STATUSES
+
+    if ledger.interrupted:
+        return "interrupted"
+    cut_short = any(t.trial_id not in ledger.ended and t.trial_id not in ledger.failed_early
+                    and ledger.existing.get(t.trial_id) not in FINAL_STATUSES for t in ledger.trials)
+    if ledger.fatal is None and (cut_short or (spec.budget.time_budget_s and len(ledger.trials) < spec.budget.trials)):
+        return "time_budget"
+    return "finished"
+
+
+def _settle_optuna(journal: Path, study_name: str) -> None:
+    """Tell Optuna about trials Tune stopped without a word (the time budget, a fatal error):
+    PRUNED if they reported an epoch, FAIL if not, so the study holds no phantom RUNNING trial."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    if not journal.exists():
+        return
+    study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(trial.number, state=TrialState.PRUNED if trial.intermediate_values else TrialState.FAIL)
 
 
 def _upload_journal(spec: SearchSpec, cache_dir: Path) -> None:

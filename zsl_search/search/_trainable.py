@@ -25,17 +25,23 @@ def trial_params(spec: Any, config: dict[str, Any], *, dataset: str | None = Non
     return get_variant(variant).make_params(overrides, dataset=dataset)
 
 
-def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any, search: str, cache_dir: str) -> None:
+def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any, search: str, cache_dir: str,
+              plugins: tuple[str, ...] = ()) -> None:
     """Tune function trainable (bound with ``tune.with_parameters``): the shared training loop
-    (`zsl_search.train.train`), reporting to Tune after every epoch."""
+    (`zsl_search.train.train`), reporting to Tune after every epoch.
+
+    A diverged loss ends the trial after reporting ``diverged=True``. Raises `DataError` when
+    the node's feature store cannot load the dataset (the driver then ends the search)."""
     import ray
     import torch
     from ray import tune
 
+    from ..models import load_plugins
     from ..store import fetch_split, get_store
     from ..train import train
     from ._spec import parse_spec
 
+    load_plugins(plugins)  # the driver's variant plugins, before the spec names them
     spec = parse_spec(spec_data)
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device

@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataError
 
@@ -61,26 +62,28 @@ def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
     return root
 
 
-def check_source(source: DataSource) -> None:
-    """Cheap pre-flight check (before Ray starts): the dataset's files exist where ``source``
-    says. Raises `DataError` naming the missing file."""
-    if source.path == DEMO:
-        return
-    names = ("res101.mat", source.semantics)
-    if source.path.startswith("s3://"):
-        from ..storage import open_storage
+def check_source(source: DataSource, *, cache_dir: Path) -> dict[str, Any]:
+    """Pre-flight check, before Ray starts: load and validate the dataset of ``source`` exactly
+    as ``zsl-search data info`` does, then build the split the search will use.
 
-        storage = open_storage(source.path)
-        for name in names:
-            if not storage.exists(name):
-                raise DataError(f"{storage.join(name)}: not found; upload the xlsa17 files there or fix dataset.path")
-        return
-    root = Path(source.path).expanduser()
-    if not root.is_dir():
-        raise DataError(f"dataset {source.path}: not a directory; give an xlsa17 directory, s3://bucket/prefix or 'demo'")
-    for name in names:
-        if not (root / name).is_file():
-            raise DataError(f"{root / name}: not found; an xlsa17 dataset directory holds res101.mat and {source.semantics}")
+    ``demo`` is generated and ``s3://`` downloaded into ``cache_dir`` first (the feature stores
+    reuse them). Returns the `zsl_search.data.describe_dataset` summary.
+
+    Raises:
+        DataError: one line naming the file and key (missing, unreadable, NaN features,
+            locations out of range, overlapping splits, ...) or the protocol the data cannot serve.
+    """
+    from ..data import describe_dataset, load_xlsa, make_split
+
+    root = resolve_dataset_dir(source.path, semantics=source.semantics, cache_dir=cache_dir)
+    ds = load_xlsa(root, semantics=source.semantics)
+    info = describe_dataset(ds)
+    available = info["protocols"].get(source.protocol)
+    if not isinstance(available, dict):
+        raise DataError(f"{root / source.semantics}: protocol {source.protocol!r} is {available}; "
+                        f"use protocol: test, or add train_loc and val_loc")
+    make_split(ds, source.protocol, seed=source.seed, preprocess=source.preprocess)
+    return info
 
 
 def load_split(source: DataSource, *, cache_dir: Path):  # -> Split

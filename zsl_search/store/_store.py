@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
 from ._source import DataSource, load_split
 
 __all__ = ["FeatureStore", "get_store", "fetch_split", "store_actor_name", "NAMESPACE"]
@@ -26,17 +27,28 @@ class FeatureStore:
     def __init__(self, source: DataSource, cache_dir: str) -> None:
         import ray
 
-        split = load_split(source, cache_dir=Path(cache_dir))
+        self._node_id = ray.get_runtime_context().get_node_id()
+        self._cuda: dict[str, Any] = {}  # GPU uuid -> (device tensors, exported IPC handles)
+        self._served = 0
+        self._nbytes = 0
+        self._error: str | None = None
+        try:
+            split = load_split(source, cache_dir=Path(cache_dir))
+        except DataError as e:
+            # Kept, not raised: an actor that dies in __init__ hands every trial a Ray traceback
+            # instead of this one line, and the search driver ends the search on it (`fetch_split`).
+            self._error = str(e)
+            return
         self._meta, arrays = split.to_arrays()
         self._nbytes = int(sum(a.nbytes for a in arrays.values()))
         self._ref = ray.put(arrays)  # the node's one copy; this process keeps no other
         del split, arrays
-        self._node_id = ray.get_runtime_context().get_node_id()
-        self._cuda: dict[str, Any] = {}  # GPU uuid -> (device tensors, exported IPC handles)
-        self._served = 0
 
     def handle(self) -> dict[str, Any]:
-        """Metadata plus the ObjectRef, wrapped in a list so Ray passes the ref, not the data."""
+        """Metadata plus the ObjectRef, wrapped in a list so Ray passes the ref, not the data;
+        or ``{"error": message}`` when this node could not load the dataset."""
+        if self._error is not None:
+            return {"error": self._error}
         self._served += 1
         return {"meta": self._meta, "refs": [self._ref], "node_id": self._node_id, "pid": os.getpid()}
 
@@ -53,7 +65,7 @@ class FeatureStore:
 
         from ..data import Split
 
-        if not torch.cuda.is_available():
+        if not torch.cuda.is_available() or self._error is not None:
             return None
         if gpu_uuid not in self._cuda:
             index = next((i for i in range(torch.cuda.device_count())
@@ -91,7 +103,11 @@ def get_store(source: DataSource, *, search: str, cache_dir: str | Path, node_id
 
 
 def fetch_split(store: Any, *, device: str = "cpu"):  # -> Split
-    """The split served by ``store`` for a trial running on ``device``; never reads .mat files."""
+    """The split served by ``store`` for a trial running on ``device``; never reads .mat files.
+
+    Raises:
+        DataError: the store could not load the dataset on this node (the message names the file).
+    """
     import ray
     import torch
 
@@ -102,6 +118,8 @@ def fetch_split(store: Any, *, device: str = "cpu"):  # -> Split
         if split is not None:
             return split
     info = ray.get(store.handle.remote())
+    if "error" in info:
+        raise DataError(info["error"])
     return Split.from_arrays(info["meta"], ray.get(info["refs"][0]))  # read-only, zero-copy views
 
 
@@ -133,9 +151,14 @@ def release_stores(search: str) -> list[str]:
     carry the node id)."""
     import ray
 
-    killed = []
+    killed: list[str] = []
+    if not ray.is_initialized():
+        return killed
     for actor in ray.util.list_named_actors(all_namespaces=True):
         if actor["namespace"] == NAMESPACE and actor["name"].startswith(f"feature-store:{search}:"):
-            ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE))
+            try:
+                ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE))
+            except ValueError:  # gone already, e.g. with a lost node
+                continue
             killed.append(actor["name"])
     return killed

@@ -165,7 +165,8 @@ class Trainer:
             "gan": self.gan.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng.get_state(),
+            # Raw bytes, not a tensor: torch.load's map_location never moves them (see `load`).
+            "rng": bytes(self.rng.get_state().numpy()),
             "classifier": None if self.classifier is None else self.classifier.state_dict(),
         }
 
@@ -175,7 +176,7 @@ class Trainer:
         self.gan.load_state_dict(state["gan"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
+        self.rng.set_state(_rng_state(state["rng"]))
         if self.classifier is not None:
             self.classifier.load_state_dict(state["classifier"])
         self.epoch, self.history = state["epoch"], list(state["history"])
@@ -191,7 +192,20 @@ class Trainer:
         os.replace(tmp, path)
 
     def load(self, path: str | Path) -> None:
-        self.load_state_dict(torch.load(Path(path), map_location=self.device, weights_only=False))
+        """Resume from a checkpoint written by `save`, on whatever device this trainer uses.
+
+        Everything is read onto the CPU: `load_state_dict` then copies weights and optimizer
+        state to the parameters' device, while ``Generator.set_state`` accepts only a CPU
+        ByteTensor, so a state mapped to CUDA would make every resume on a GPU fail."""
+        self.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=False))
+
+
+def _rng_state(saved: bytes | torch.Tensor) -> torch.Tensor:
+    """The CPU ByteTensor ``Generator.set_state`` needs, from a checkpoint's RNG state (bytes;
+    a tensor, wherever a map_location put it, from checkpoints of earlier versions)."""
+    if isinstance(saved, torch.Tensor):
+        return saved.to("cpu", torch.uint8)
+    return torch.frombuffer(bytearray(saved), dtype=torch.uint8)
 
 
 @dataclass
