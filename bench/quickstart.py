@@ -31,7 +31,7 @@ def default_baselines(spec) -> dict[str, float]:
     split = load_split(source, cache_dir=settings.cache_dir())
     out = {}
     for name in spec.variants:
-        params = get_variant(name).make_params({"epochs": spec.budget.max_epochs}, dataset=split.dataset)
+        params = get_variant(name).make_params({"epochs": spec.budget.max_epochs}, dataset=split.defaults_name)
         result = train(split, variant=name, params=params, seed=spec.seed)
         out[name] = max(row.get("H", 0.0) for row in result.history)
     return out

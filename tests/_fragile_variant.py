@@ -31,7 +31,7 @@ class Fragile(WGAN):
         time.sleep(self.params.stall_s)
 
     def _epoch(self, batch: Batch) -> int:
-        return int(round(batch.progress * self.params.epochs)) + 1
+        return int(batch.progress * self.params.epochs + 1e-9) + 1  # progress counts generator steps
 
     def critic_loss(self, batch: Batch, fake: torch.Tensor) -> torch.Tensor:
         epoch = self._epoch(batch)

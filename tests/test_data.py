@@ -338,6 +338,58 @@ def test_validation_needs_train_val_locs(tmp_path):
     assert "train_loc" in str(ei.value) and "att_splits.mat" in str(ei.value)
 
 
+def test_a_train_class_too_small_to_hold_out_is_an_error_not_a_silent_drop(tmp_path):
+    """With one trainval image, class 1 would have no validation-seen image and drop out of S."""
+    res, att = _tiny()
+    tv = att["trainval_loc"][:, 0]
+    att["trainval_loc"] = tv[~np.isin(tv, [2, 3, 4])][:, None]
+    att["test_seen_loc"] = np.concatenate([att["test_seen_loc"][:, 0], [2, 3, 4]]).astype(np.uint16)[:, None]
+    ds = load_xlsa(_write_tiny(tmp_path / "x", res, att))
+    make_split(ds, "test")
+    with pytest.raises(DataError, match="train class 1 has 1 trainval image") as ei:
+        make_split(ds, "validation")
+    assert "\n" not in str(ei.value)
+
+
+def test_validation_class_folds_hold_out_disjoint_classes_from_trainval_only(demo):
+    """Fold 0 is the dataset's own train/val split; fold k holds out another group of as many
+    train classes (the val classes train instead); every fold reads trainval rows only."""
+    from zsl_search.data import max_folds
+
+    assert max_folds(demo) == 1 + 22 // 8
+    folds = [make_split(demo, "validation", fold=k) for k in range(max_folds(demo))]
+    assert _same_split(folds[0], make_split(demo, "validation"))
+    unseen = [set(f.unseen_classes.tolist()) for f in folds]
+    assert all(len(u) == 8 for u in unseen)
+    assert all(not (a & b) for i, a in enumerate(unseen) for b in unseen[i + 1:])  # disjoint
+    for f in folds:
+        assert not set(f.seen_classes.tolist()) & set(f.unseen_classes.tolist())
+        assert f.n_seen == 22 and set(f.seen_classes.tolist()) | set(f.unseen_classes.tolist()) == unseen[0] | set(
+            folds[0].seen_classes.tolist())
+    with pytest.raises(ConfigError, match="use at most 3 folds"):
+        make_split(demo, "validation", fold=3)
+
+
+def test_a_dataset_carries_its_identity(tmp_path):
+    """`data synth` writes zsl-dataset.json, so a demo set under any directory name keeps the demo
+    defaults; load_xlsa's arguments override it; a broken identity file is one clear line."""
+    from zsl_search.data import IDENTITY_FILE, write_identity
+
+    root = synthesize(tmp_path / "mydata", preset="demo", seed=0)
+    ds = load_xlsa(root)
+    assert (ds.name, ds.defaults) == ("MYDATA", "DEMO")
+    assert make_split(ds, "validation").defaults_name == "DEMO"
+    assert load_xlsa(root, defaults="pf60", name="faces").defaults == "PF60"
+    res, att = _tiny()
+    plain = load_xlsa(_write_tiny(tmp_path / "cub", res, att))
+    assert (plain.name, plain.defaults) == ("CUB", "CUB")  # no identity file: the directory name
+    write_identity(plain.root, name="birds", defaults="cub")
+    assert (load_xlsa(plain.root).name, load_xlsa(plain.root).defaults) == ("BIRDS", "CUB")
+    (plain.root / IDENTITY_FILE).write_text("{not json")
+    with pytest.raises(DataError, match=IDENTITY_FILE):
+        load_xlsa(plain.root)
+
+
 # ---------------------------------------------------------------- real xlsa17 files
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))

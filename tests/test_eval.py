@@ -243,7 +243,9 @@ def test_evaluate_gzsl_perfect_generator_beats_noise() -> None:
     for r in (good, bad):
         assert 0 <= r.cls_epoch < 10
         for name, value in r.as_dict().items():
-            assert 0.0 <= value <= (10 if name == "cls_epoch" else 1.0)
+            if name not in ("cls_epoch", "cls_steps"):
+                assert 0.0 <= value <= 1.0, name
+        assert r.cls_steps >= r.cls_epoch + 1
         assert r.H == pytest.approx(harmonic_mean(r.U, r.S))
 
 
@@ -297,7 +299,7 @@ def test_evaluate_gzsl_is_deterministic() -> None:
     assert a == b
     assert torch.equal(torch.get_rng_state(), state)
     assert isinstance(a, EvalResult)
-    assert set(a.as_dict()) == {"U", "S", "H", "zsl_acc", "retrieval_map", "precision_at_k", "cls_epoch"}
+    assert set(a.as_dict()) == {"U", "S", "H", "zsl_acc", "retrieval_map", "precision_at_k", "cls_epoch", "cls_steps"}
 
 
 def test_evaluate_gzsl_reads_only_the_split() -> None:
@@ -339,3 +341,20 @@ def test_evaluate_gzsl_rejects_bad_arguments() -> None:
 def test_eval_does_not_import_the_data_layer() -> None:
     code = "import sys, zsl_search.eval; assert 'zsl_search.data' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_the_classifier_length_can_be_given_in_steps() -> None:
+    """cls_steps trains the GZSL softmax exactly that many Adam steps (a partial last epoch):
+    the same as the full run stopped there, and the result records it."""
+    split = toy_split(n_unseen=3)
+    syn = noise_generator(split.att[split.n_seen:], 15)
+    n = split.train_x.shape[0] + syn.shape[0]
+    steps_per_epoch = -(-n // 15)
+    whole = evaluate_gzsl(split, lambda att, k: syn, syn_num=15, cls_epochs=3, seed=1, select_epoch=False)
+    assert whole.cls_steps == 3 * steps_per_epoch
+    stepped = evaluate_gzsl(split, lambda att, k: syn, syn_num=15, cls_epochs=99, seed=1, select_epoch=False,
+                            cls_steps=3 * steps_per_epoch)
+    assert (stepped.U, stepped.S, stepped.H, stepped.cls_steps) == (whole.U, whole.S, whole.H, whole.cls_steps)
+    partial = evaluate_gzsl(split, lambda att, k: syn, syn_num=15, seed=1, select_epoch=False,
+                            cls_steps=2 * steps_per_epoch + 1)
+    assert partial.cls_steps == 2 * steps_per_epoch + 1 and partial.cls_epoch == 2

@@ -112,3 +112,27 @@ def test_cosgan_critic_is_spectrally_normalised() -> None:
     assert hasattr(gan.critic.score, "parametrizations")
     plain = v.build(feat_dim=10, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "spectral_norm": False}))
     assert not hasattr(plain.critic.score, "parametrizations")
+
+
+def test_cosgan_initialises_the_weights_spectral_norm_normalises() -> None:
+    """init_normal reaches a spectral-norm layer's stored weight (``parametrizations.weight.original``),
+    and the spectral-norm estimate belongs to the new weight (largest singular value 1)."""
+    v = get_variant("cosgan")
+    torch.manual_seed(0)
+    gan = v.build(feat_dim=64, att_dim=16, n_seen=8, params=v.make_params({"hidden": 256}))
+    layers = [m for m in gan.critic.modules() if hasattr(m, "parametrizations")]
+    assert layers
+    for layer in layers:
+        original = layer.parametrizations.weight.original
+        assert abs(float(original.detach().std()) - 0.02) < 0.004  # N(0, 0.02), not nn.Linear's uniform default
+        assert float(torch.linalg.matrix_norm(layer.weight.detach(), 2)) == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_wgan_space_reaches_every_reference_default() -> None:
+    """Warm start begins at the reference defaults; one outside the space would be dropped."""
+    for name in variant_names():
+        v = get_variant(name)
+        for dataset in v.dataset_defaults:
+            defaults = v.defaults(dataset)
+            outside = [k for k, d in v.space.items() if not d.contains(defaults[k])]
+            assert not outside, (name, dataset, outside)

@@ -4,6 +4,7 @@ test_search_endings.py)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -84,18 +85,60 @@ def test_a_validation_search_never_reads_test_samples(ray_local, tmp_path: Path)
     assert any(h > 0 for _, _, h, *_ in boards[0])  # the trials did learn something
 
 
-def test_finalize_reports_the_top_trials_on_test(ray_local, tmp_path: Path) -> None:
+def test_finalize_repeats_the_validated_procedure_on_test(ray_local, tmp_path: Path, capfd) -> None:
+    """The finalized run is what was validated: same hyperparameters, the generator steps to the
+    best validation epoch on the validated schedule, the validated classifier epoch count, its
+    last epoch reported. Nothing is chosen on test."""
+    import math
+
+    from zsl_search import settings
+    from zsl_search.models import get_variant
     from zsl_search.search import finalize
+    from zsl_search.store import DataSource, load_split
+    from zsl_search.train import train
 
     spec = tiny(tmp_path, name="fin", scheduler="fifo", variants=["cosgan"], budget={"trials": 2, "max_epochs": 3},
-                space={"all": {"hidden": 256, "syn_num": 100, "lr_g": 2.5e-4, "lr_d": 1e-3}})
+                space={"all": {"hidden": 256, "syn_num": 100, "lr_g": 2.5e-4, "lr_d": 1e-3, "cls_epochs": 8}})
     run_search(parse_spec(spec), progress=False)
+    capfd.readouterr()
     rows = finalize(str(tmp_path), "fin", top_k=1, seeds=2)
     best, other = rows
     assert best["test_seeds"] == [0, 1] and 0 < best["test_H_mean"] <= 1 and best["test_H_std"] >= 0
-    assert 0 <= best["test_U_mean"] <= 1 and 0 <= best["test_S_mean"] <= 1
     assert other["test_H_mean"] is None  # only the finalists touch the test split
     assert [r["trial_id"] for r in read_rows(str(tmp_path), "fin")] == [best["trial_id"], other["trial_id"]]
+    progress = [line for line in capfd.readouterr().err.splitlines() if line.startswith("finalize fin:")]
+    assert len(progress) == 2 and "2/2 retrains done" in progress[-1] and "ETA" in progress[0]
+
+    # What was validated, recorded on the leaderboard ...
+    val = load_split(DataSource(path="demo"), cache_dir=settings.cache_dir())
+    steps_per_epoch = math.ceil(val.train_x.shape[0] / 64)
+    assert best["best_step"] == best["best_epoch"] * steps_per_epoch and best["schedule_steps"] == 3 * steps_per_epoch
+    assert 1 <= best["cls_epochs"] <= 8  # the classifier (batch = syn_num) at its best validation epoch:
+    assert best["cls_steps"] == best["cls_epochs"] * math.ceil((val.train_x.shape[0] + val.n_unseen * 100) / 100)
+    # ... is what finalize trained on test: the same generator and classifier steps, not epochs.
+    assert best["test_steps"] == best["best_step"] and best["test_cls_steps"] == best["cls_steps"]
+    test = load_split(DataSource(path="demo", protocol="test"), cache_dir=settings.cache_dir())
+    params = get_variant("cosgan").make_params({**json.loads(best["config_json"]), "epochs": 3}, dataset="DEMO")
+    direct = [train(test, variant="cosgan", params=params, seed=s, steps=best["best_step"],
+                    schedule_steps=best["schedule_steps"], cls_epochs=best["cls_epochs"], cls_steps=best["cls_steps"],
+                    select_epoch=False).metrics
+              for s in (0, 1)]
+    assert best["test_H_mean"] == pytest.approx(sum(m["H"] for m in direct) / 2, abs=1e-6)
+    assert best["test_U_mean"] == pytest.approx(sum(m["U"] for m in direct) / 2, abs=1e-6)
+
+
+def test_a_search_that_selects_on_test_is_marked_and_never_finalized(ray_local, tmp_path: Path) -> None:
+    from zsl_search.errors import ConfigError
+    from zsl_search.search import finalize
+
+    spec = tiny(tmp_path, name="peek", protocol="test", select_on_test=True, scheduler="fifo", variants=["cgan"],
+                budget={"trials": 1, "max_epochs": 1})
+    run_search(parse_spec(spec), progress=False)
+    rows = read_rows(str(tmp_path), "peek")
+    assert rows and all(r["selected_on_test"] is True and r["protocol"] == "test" for r in rows)
+    with pytest.raises(ConfigError, match="selected its hyperparameters on the test split"):
+        finalize(str(tmp_path), "peek")
+    assert read_rows(str(tmp_path), "peek")[0]["test_H_mean"] is None
 
 
 def test_run_refuses_a_missing_dataset_and_an_existing_search(tmp_path: Path) -> None:
@@ -113,3 +156,23 @@ def test_run_refuses_a_missing_dataset_and_an_existing_search(tmp_path: Path) ->
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "search 'tiny' already exists" in r.stderr and "search resume tiny" in r.stderr
     assert (tmp_path / "res" / "tiny" / "spec.yaml").read_text() == "name: tiny\n"  # untouched
+
+
+def test_a_fold_search_scores_each_trial_by_its_mean_over_class_folds(ray_local, tmp_path: Path) -> None:
+    """folds: 2 trains one GAN per validation class fold; the row's H is their mean at the best epoch."""
+    from zsl_search import settings
+    from zsl_search.models import get_variant
+    from zsl_search.store import DataSource, load_split
+    from zsl_search.train import train
+
+    spec = tiny(tmp_path, name="folds", folds=2, scheduler="fifo", variants=["cgan"],
+                budget={"trials": 1, "max_epochs": 2}, space={"all": {"hidden": 64, "syn_num": 40, "cls_epochs": 4,
+                                                                      "cls_pretrain_epochs": 2}})
+    run_search(parse_spec(spec), progress=False)
+    (row,) = read_rows(str(tmp_path), "folds")
+    params = get_variant("cgan").make_params({**json.loads(row["config_json"]), "epochs": 2}, dataset="DEMO")
+    curves = [[h["H"] for h in train(load_split(DataSource(path="demo", fold=k), cache_dir=settings.cache_dir()),
+                                     variant="cgan", params=params, seed=0).history] for k in (0, 1)]
+    assert curves[0] != curves[1]  # two different sets of validation classes
+    mean = [(a + b) / 2 for a, b in zip(*curves, strict=True)]
+    assert row["H"] == pytest.approx(max(mean), abs=1e-9) and row["best_epoch"] == mean.index(max(mean)) + 1

@@ -373,7 +373,7 @@ def test_a_dataset_that_breaks_after_the_check_ends_the_search_at_once(ray_local
         "name": "late", "dataset": {"path": str(root)}, "variants": ["fclswgan"], "space": {"all": SMALL},
         "budget": {"trials": 30, "max_epochs": 3}, "scheduler": "fifo", "storage": str(tmp_path / "results"),
     }))
-    monkeypatch.setattr(zsl_search.store, "check_source", lambda source, cache_dir: {})  # "passed" earlier
+    monkeypatch.setattr(zsl_search.store, "check_source", lambda source, cache_dir, folds=1: {"name": "DEMO", "defaults": "DEMO"})  # "passed" earlier
     assert main(["search", "run", str(spec_path)]) == 2
     err = capfd.readouterr().err
     assert "Traceback" not in err

@@ -26,7 +26,7 @@ BASE = {
 
 def test_the_shipped_specs_exist() -> None:
     names = {p.stem for p in EXPERIMENTS}
-    assert {"quickstart", "awa1", "awa2", "cub", "sun", "seed-table-awa1", "seed-table-awa2", "seed-table-cub"} <= names
+    assert {"quickstart", "pf60", "awa1", "awa2", "cub", "sun", "seed-table-awa1", "seed-table-awa2", "seed-table-cub"} <= names
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
@@ -67,6 +67,8 @@ BAD = [
     ({"budget": {"trials": 2, "max_epochs": 3, "grace_epochs": 5}}, "budget.grace_epochs: 5 > budget.max_epochs (3)"),
     ({"resources": {"cpu": 0}}, "resources.cpu: Input should be greater than 0"),
     ({"scheduler": "pbt"}, "scheduler: Input should be 'asha' or 'fifo'"),
+    ({"protocol": "test"}, "protocol: 'test' chooses hyperparameters, epochs and classifier epochs on the TEST split"),
+    ({"select_on_test": True}, "select_on_test: true needs protocol: test"),
 ]
 
 
@@ -101,3 +103,18 @@ def test_cli_validate_missing_file(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "validate", str(tmp_path / "x.yaml")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "x.yaml: file not found" in r.stderr
+
+
+def test_selecting_on_test_is_an_explicit_opt_in() -> None:
+    spec = parse_spec({**BASE, "protocol": "test", "select_on_test": True})
+    assert spec.protocol == "test" and spec.select_on_test
+    assert not parse_spec(BASE).select_on_test
+
+
+def test_cli_refuses_a_test_protocol_spec_without_the_opt_in_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "peek.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "protocol": "test"}))
+    r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "run", str(path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "select_on_test: true" in r.stderr

@@ -79,9 +79,28 @@ def test_store_serves_the_same_split_as_loading_directly(ray_local, demo_dir: Pa
 def test_demo_source_is_generated_once(ray_local, tmp_path: Path) -> None:
     source = DataSource(path="demo")
     split = fetch_split(get_store(source, search="demotest", cache_dir=tmp_path))
-    assert split.dataset == "DEMO" and (tmp_path / "demo" / "res101.mat").exists()
-    assert source.dataset_name() == "DEMO"
+    assert split.dataset == "DEMO" and split.defaults_name == "DEMO" and (tmp_path / "demo" / "res101.mat").exists()
     release_stores("demotest")
+
+
+def test_a_dataset_on_s3_is_named_after_its_prefix_or_its_identity(s3_server, demo_dir: Path, tmp_path: Path) -> None:
+    """Downloaded into a cache directory named by a hash, an s3:// dataset keeps the name the user
+    gave it (the prefix) or the one its zsl-dataset.json carries, and so its per-dataset defaults."""
+    from zsl_search.storage import open_storage
+    from zsl_search.store import load_dataset
+
+    bucket = s3_server.make_bucket("zsl-datasets")
+    plain, tagged = open_storage(f"s3://{bucket}/sets/pf60"), open_storage(f"s3://{bucket}/sets/copy")
+    for name in ("res101.mat", "att_splits.mat"):
+        plain.write_bytes(name, (demo_dir / name).read_bytes())
+        tagged.write_bytes(name, (demo_dir / name).read_bytes())
+    tagged.write_bytes("zsl-dataset.json", b'{"name": "faces", "defaults": "demo"}')
+    ds = load_dataset(DataSource(path=f"s3://{bucket}/sets/pf60"), cache_dir=tmp_path)
+    assert (ds.name, ds.defaults) == ("PF60", "PF60") and tmp_path in ds.root.parents
+    ds = load_dataset(DataSource(path=f"s3://{bucket}/sets/copy"), cache_dir=tmp_path)
+    assert (ds.name, ds.defaults) == ("FACES", "DEMO")
+    ds = load_dataset(DataSource(path=f"s3://{bucket}/sets/copy", defaults="CUB"), cache_dir=tmp_path)
+    assert ds.defaults == "CUB"
 
 
 def test_without_cuda_the_gpu_path_falls_back_to_the_shared_cpu_copy(ray_local, demo_dir: Path, tmp_path: Path) -> None:

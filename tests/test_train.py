@@ -25,6 +25,33 @@ def test_every_variant_learns_on_demo_data_with_its_defaults(name: str, demo_spl
     assert trained.metrics["U"] > untrained.metrics["U"]
 
 
+# Beside the repository (../shared), or where this machine keeps it for clones elsewhere.
+PF60 = next((p for p in (Path(__file__).resolve().parents[2] / "shared/data/real/PF60",
+                         Path("/work/shared/data/real/PF60")) if (p / "res101.mat").is_file()), Path("absent"))
+
+
+@pytest.fixture(scope="module")
+def pf60_split():
+    if not (PF60 / "res101.mat").is_file():
+        pytest.skip("the real PF60 feature set (../shared/data/real/PF60) is not on this machine")
+    from zsl_search.data import load_xlsa, make_split
+
+    return make_split(load_xlsa(PF60), "validation", seed=0)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_learns_real_pf60_features_with_its_pf60_defaults(name: str, pf60_split) -> None:
+    """On real features (validation protocol): the untrained generator's synthetic unseen features
+    are never chosen (U = H = 0); trained with the PF60 defaults, H is clearly above it."""
+    v = get_variant(name)
+    assert pf60_split.defaults_name == "PF60"
+    params = v.make_params(dataset=pf60_split.defaults_name)
+    untrained = train(pf60_split, variant=name, params=v.make_params({"epochs": 0}, dataset="PF60"))
+    trained = train(pf60_split, variant=name, params=params, eval_every=params.epochs)
+    assert trained.metrics["H"] > untrained.metrics["H"] + 0.05, (untrained.metrics, trained.metrics)
+    assert trained.metrics["zsl_acc"] > untrained.metrics["zsl_acc"]
+
+
 def _small(name: str = "fclswgan", **over):
     return get_variant(name).make_params({"hidden": 64, "epochs": 3, "syn_num": 20, "cls_epochs": 3,
                                           "cls_pretrain_epochs": 2, **over})
@@ -70,12 +97,16 @@ def test_train_resume_argument_continues_a_run(demo_split, tmp_path: Path) -> No
 
 
 def test_linear_decay_reaches_zero_over_the_second_half(demo_split) -> None:
+    """Constant for the first half of the schedule, then linear to 0, step by step (the rate of
+    a step is set before it: the last step of a 4-epoch run trains at 2 / schedule_steps)."""
     t = Trainer(demo_split, variant="cosgan", params=_small("cosgan", epochs=4), seed=0)
     rates = []
     for _ in range(4):
         t.train_epoch()
         rates.append(t.opt_g.param_groups[0]["lr"] / t.params.lr_g)
-    assert rates == [1.0, 1.0, 1.0, 0.5]
+    total = t.schedule_steps
+    assert rates[:2] == [1.0, 1.0]
+    assert rates[2:] == pytest.approx([2 * (1 - (total * 3 // 4 - 1) / total), 2 / total])
 
 
 def test_the_frozen_classifier_does_not_train(demo_split) -> None:
@@ -117,3 +148,23 @@ def test_resume_hands_the_rng_a_cpu_state_whatever_the_device(demo_split, tmp_pa
     (state,) = spy.states
     assert state.device.type == "cpu" and state.dtype == torch.uint8
     assert torch.equal(state, trainer.rng.get_state())
+
+
+def test_stopping_part_way_is_a_prefix_of_the_validated_schedule(demo_split) -> None:
+    """`finalize` repeats a run that was best at step k of a schedule S steps long: training k
+    steps of that schedule is exactly the first k steps of the full run (learning-rate decay and
+    instance noise follow S, not k), and differs from compressing the schedule into k steps."""
+    params = _small("cosgan", epochs=4, lr_decay="linear")  # a schedule-dependent variant
+    full = Trainer(demo_split, variant="cosgan", params=params, seed=2)
+    k = full.steps_per_epoch * 2 + 3  # mid-epoch
+    while full.step < k:
+        full.train_epoch(max_steps=k - full.step)
+    part = train(demo_split, variant="cosgan", params=params, seed=2, steps=k, schedule_steps=full.schedule_steps,
+                 select_epoch=False, cls_epochs=2)
+    assert part.steps == k and part.epochs == 3  # two whole epochs and a partial one
+    assert part.metrics == full.evaluate(select_epoch=False, cls_epochs=2).as_dict()
+    assert part.metrics["cls_epoch"] == 1  # the last of the 2 classifier epochs: nothing chosen
+    squeezed = train(demo_split, variant="cosgan", params=params, seed=2, steps=k, schedule_steps=k,
+                     select_epoch=False, cls_epochs=2)
+    assert squeezed.metrics != part.metrics
+

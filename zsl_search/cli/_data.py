@@ -49,7 +49,7 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['name']}: {info['images']} images x {info['feature_dim']} features, {info['classes']} classes, "
-          f"{info['semantic_dim']}-d semantics from {info['semantics']}")
+          f"{info['semantic_dim']}-d semantics from {info['semantics']}; defaults: {info['defaults']}")
     print("locs: " + ", ".join(f"{k}={v}" for k, v in info["locs"].items()))
     for protocol, summary in info["protocols"].items():
         print(f"{protocol}: {summary if isinstance(summary, str) else json.dumps(summary)}")

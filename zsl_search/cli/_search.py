@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--storage", help="results location: a directory or s3://bucket/prefix (overrides the spec)")
     r.add_argument("--name", help="search name (overrides the spec)")
     r.add_argument("--max-trials", type=int, help="cap the number of trials (overrides budget.trials)")
+    r.add_argument("--defaults", metavar="DATASET", help="which per-dataset defaults apply, e.g. PF60 "
+                                                         "(overrides dataset.defaults)")
     r.add_argument("--address", help="Ray cluster address to join (default: start Ray locally)")
     r.add_argument("--top", type=int, default=10, help="how many best trials to print")
     r.set_defaults(run=run_run)
@@ -71,9 +73,22 @@ def run_run(args: argparse.Namespace) -> int:
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
-    spec = load_spec(args.spec)  # every spec error is reported before Ray starts
+    overrides = {} if args.defaults is None else {"dataset": {**_raw_dataset(args.spec), "defaults": args.defaults}}
+    spec = load_spec(args.spec, overrides=overrides)  # every spec error is reported before Ray starts
     result = run_search(spec, storage=args.storage, name=args.name, max_trials=args.max_trials, address=args.address)
     return print_best(result, top=args.top)
+
+
+def _raw_dataset(path: str) -> dict[str, Any]:
+    """The spec file's ``dataset`` mapping, to override one key of it."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(path))
+    except (OSError, yaml.YAMLError):
+        return {}  # load_spec reports it
+    dataset = data.get("dataset") if isinstance(data, dict) else None
+    return dict(dataset) if isinstance(dataset, dict) else {}
 
 
 def run_resume(args: argparse.Namespace) -> int:

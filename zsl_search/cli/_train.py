@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--semantics", default="att_splits.mat", help="class-semantics file in the dataset directory")
     p.add_argument("--preprocess", default="minmax", choices=["minmax", "l2", "none"])
+    p.add_argument("--defaults", metavar="DATASET",
+                   help="which per-dataset defaults apply, e.g. PF60 or DEMO (default: the dataset's zsl-dataset.json, "
+                        "else its directory name)")
     p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
     p.add_argument("--logdir", type=Path, help="write TensorBoard event files here")
     p.add_argument("--checkpoint", type=Path, help="save state here after every epoch; resume from it if present")
@@ -58,12 +61,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--eval-every must be >= 1")
     # Validate the hyperparameters before touching the data: a typo fails in milliseconds.
     variant.make_params(overrides)
-    ds = load_xlsa(args.data, semantics=args.semantics)
-    params = variant.make_params(overrides, dataset=ds.name)
+    ds = load_xlsa(args.data, semantics=args.semantics, defaults=args.defaults)
+    params = variant.make_params(overrides, dataset=ds.defaults)
     split = make_split(ds, args.protocol, seed=args.seed, preprocess=args.preprocess)
     out = sys.stderr if args.json else sys.stdout
     print(f"{variant.name} on {ds.name} ({args.protocol}): {split.n_seen} seen / {split.n_unseen} unseen classes, "
-          f"{split.train_x.shape[0]} training features, {params.epochs} epochs", file=out, flush=True)
+          f"{split.train_x.shape[0]} training features, {params.epochs} epochs; defaults: "
+          f"{ds.defaults if ds.defaults in variant.dataset_defaults else 'reference (none for ' + ds.defaults + ')'}",
+          file=out, flush=True)
 
     writer = None
     if args.logdir is not None:

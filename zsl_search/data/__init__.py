@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ._mat import MAT_FORMATS, read_mat, write_mat
-from ._protocol import PREPROCESSING, PROTOCOLS, Split, make_split, validation_rows
+from ._protocol import PREPROCESSING, PROTOCOLS, Split, make_split, max_folds, validation_rows
 from ._synth import KNOWN_DATASETS, PRESETS, synthesize
-from ._xlsa import XlsaDataset, describe_dataset, load_xlsa
+from ._xlsa import IDENTITY_FILE, XlsaDataset, describe_dataset, load_xlsa, read_identity, write_identity
 
 __all__ = [
-    "XlsaDataset", "load_xlsa", "describe_dataset", "Split", "make_split", "PROTOCOLS", "PREPROCESSING", "validation_rows",
+    "XlsaDataset", "load_xlsa", "describe_dataset", "read_identity", "write_identity", "IDENTITY_FILE",
+    "Split", "make_split", "max_folds", "PROTOCOLS", "PREPROCESSING", "validation_rows",
     "synthesize", "PRESETS", "KNOWN_DATASETS", "read_mat", "write_mat", "MAT_FORMATS",
 ]

@@ -22,7 +22,7 @@ class Split:
     """Preprocessed tensors for one protocol. Local labels: seen 0..n_seen-1, then unseen.
 
     Attributes:
-        dataset, protocol: where it came from.
+        dataset, protocol: where it came from; defaults: which per-dataset defaults apply.
         train_x: (N_tr, D) float32 training features; train_y: (N_tr,) int64 local labels in [0, n_seen).
         seen_x, seen_y: evaluation seen images (validation-seen or test_seen).
         unseen_x, unseen_y: evaluation unseen images, labels in [n_seen, n_classes).
@@ -41,6 +41,11 @@ class Split:
     att: torch.Tensor
     seen_classes: torch.Tensor
     unseen_classes: torch.Tensor
+    defaults: str = ""  # which per-dataset hyperparameter defaults apply (XlsaDataset.defaults)
+
+    @property
+    def defaults_name(self) -> str:
+        return self.defaults or self.dataset
 
     @property
     def n_seen(self) -> int:
@@ -64,7 +69,7 @@ class Split:
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Return (meta, arrays): plain metadata and numpy views of every tensor (no copy)."""
-        meta = {"dataset": self.dataset, "protocol": self.protocol}
+        meta = {"dataset": self.dataset, "protocol": self.protocol, "defaults": self.defaults_name}
         return meta, {name: getattr(self, name).numpy() for name in _TENSORS}
 
     @classmethod
@@ -81,7 +86,8 @@ class Split:
             # arrays from Ray's object store are read-only; the split is never written in place
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             tensors = {n: torch.from_numpy(arrays[n]) for n in _TENSORS}
-        return cls(dataset=str(meta["dataset"]), protocol=str(meta["protocol"]), **tensors)
+        return cls(dataset=str(meta["dataset"]), protocol=str(meta["protocol"]),
+                   defaults=str(meta.get("defaults") or meta["dataset"]), **tensors)
 
     def summary(self) -> dict[str, Any]:
         """Sizes, class counts and dims, for `data info` and logs."""
@@ -94,7 +100,7 @@ class Split:
 
 
 def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, val_fraction: float = 0.2,
-               preprocess: str = "minmax", att_norm: bool = False) -> Split:
+               preprocess: str = "minmax", att_norm: bool = False, fold: int = 0) -> Split:
     """Build the train/evaluation split.
 
     "test": train on trainval, evaluate on test_seen and test_unseen.
@@ -110,6 +116,9 @@ def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, 
             the class has 2 or more).
         preprocess: "minmax" (fitted on train_x only, as sklearn MinMaxScaler), "l2" (rows) or "none".
         att_norm: re-L2-normalise the attribute rows.
+        fold: "validation" only. 0 is the dataset's own train/val classes; fold k >= 1 holds out
+            the k-th seeded group of as many train classes instead (the val classes train), so
+            several folds give several disjoint sets of validation-unseen classes (`max_folds`).
     Returns:
         The Split.
     Raises:
@@ -135,7 +144,7 @@ def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, 
             raise DataError(f"{src}: key 'test_seen_loc' has {stray.size} classes with no trainval image; "
                             f"test_seen must only hold seen classes")
     else:
-        train_idx, seen_idx, unseen_idx, seen_cls, unseen_cls = _validation_rows(ds, seed, val_fraction, src)
+        train_idx, seen_idx, unseen_idx, seen_cls, unseen_cls = _validation_rows(ds, seed, val_fraction, src, fold)
 
     lut = np.full(ds.n_classes, -1, dtype=np.int64)
     lut[seen_cls] = np.arange(seen_cls.size)
@@ -148,7 +157,7 @@ def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, 
         att = att / np.maximum(np.linalg.norm(att, axis=1, keepdims=True), 1e-12)
     t = torch.from_numpy
     return Split(
-        dataset=ds.name, protocol=protocol,
+        dataset=ds.name, protocol=protocol, defaults=ds.defaults or ds.name,
         train_x=t(train_x), train_y=t(lut[ds.labels[train_idx]]),
         seen_x=t(seen_x), seen_y=t(lut[ds.labels[seen_idx]]),
         unseen_x=t(unseen_x), unseen_y=t(lut[ds.labels[unseen_idx]]),
@@ -164,7 +173,14 @@ def validation_rows(ds: XlsaDataset, *, seed: int = 0, val_fraction: float = 0.2
     return {"train": tr, "seen": se, "unseen": un}
 
 
-def _validation_rows(ds: XlsaDataset, seed: int, val_fraction: float, src: str) -> tuple[np.ndarray, ...]:
+def max_folds(ds: XlsaDataset) -> int:
+    """How many class folds the validation protocol can make: the dataset's own val classes,
+    plus one per whole group of as many train classes."""
+    train_cls, val_cls = _train_val_classes(ds, f"{ds.root}/{ds.semantics}")
+    return 1 + train_cls.size // val_cls.size
+
+
+def _train_val_classes(ds: XlsaDataset, src: str) -> tuple[np.ndarray, np.ndarray]:
     if "train" not in ds.locs or "val" not in ds.locs:
         raise DataError(f"{src}: keys 'train_loc'/'val_loc' missing, so protocol 'validation' is impossible; "
                         f"use protocol='test' or add train_loc and val_loc")
@@ -178,13 +194,32 @@ def _validation_rows(ds: XlsaDataset, seed: int, val_fraction: float, src: str) 
     if np.intersect1d(train_cls, val_cls).size:
         raise DataError(f"{src}: keys 'train_loc' and 'val_loc' share classes inside trainval; "
                         f"val classes must be disjoint from train classes, or use protocol='test'")
+    return train_cls, val_cls
+
+
+def _validation_rows(ds: XlsaDataset, seed: int, val_fraction: float, src: str, fold: int = 0) -> tuple[np.ndarray, ...]:
+    train_cls, val_cls = _train_val_classes(ds, src)
+    if fold:
+        groups = train_cls.size // val_cls.size
+        if not 0 < fold <= groups:
+            raise ConfigError(f"fold={fold}: {src} has {train_cls.size} train and {val_cls.size} val classes, so "
+                              f"folds 0..{groups} only; use at most {groups + 1} folds")
+        # Seeded by the dataset's classes only, so every trial and seed sees the same folds.
+        order = np.random.default_rng(int(train_cls.sum()) * 1_000_003 + train_cls.size).permutation(train_cls)
+        held = np.sort(order[(fold - 1) * val_cls.size: fold * val_cls.size])
+        train_cls, val_cls = np.sort(np.concatenate([np.setdiff1d(train_cls, held), val_cls])), held
+    trainval = np.sort(ds.locs["trainval"])
     tv_labels = ds.labels[trainval]
     rng = np.random.default_rng(seed)
     train_parts, held_parts = [], []
     for c in train_cls:
         rows = trainval[tv_labels == c]
-        n_held = int(round(val_fraction * rows.size))
-        n_held = min(max(n_held, 1), rows.size - 1) if rows.size >= 2 else 0
+        if rows.size < 2:
+            # Held out nothing, the class would silently drop out of S (and H).
+            raise DataError(f"{src}: train class {int(c) + 1} has {rows.size} trainval image(s), so none can be held "
+                            f"out as validation-seen; every train class needs at least 2 (move it to val_loc or "
+                            f"add images)")
+        n_held = min(max(int(round(val_fraction * rows.size)), 1), rows.size - 1)
         perm = rng.permutation(rows.size)
         held_parts.append(np.sort(rows[perm[:n_held]]))
         train_parts.append(np.sort(rows[perm[n_held:]]))

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ._mat import MAT_FORMATS, cellstr_to_list, read_mat, write_mat
+from ._xlsa import write_identity
 
 PRESETS = ("demo", "like")
 # published class counts: seen/unseen of the GZSL split, train/val inside seen (0/0: no train/val)
@@ -96,6 +97,9 @@ def synthesize(out_dir: str | Path, *, preset: str = "demo", like: str | None = 
     _atomic(out / _MARKER, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
     _atomic(out / "att_splits.mat", lambda p: write_mat(p, att_vars, mat_format=mat_format))
     _atomic(out / "res101.mat", lambda p: write_mat(p, res_vars, mat_format=mat_format))
+    # The set keeps its identity under any directory name: a demo set trains with the demo
+    # defaults, a CUB-like one with CUB's.
+    write_identity(out, name=out.resolve().name, defaults="DEMO" if preset == "demo" else str(like))
     return out
 
 

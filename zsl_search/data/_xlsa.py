@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,9 @@ from ._mat import cellstr_to_list, read_mat
 REQUIRED_LOCS = ("trainval", "test_seen", "test_unseen")
 OPTIONAL_LOCS = ("train", "val")
 _ATT_SPLITS = "att_splits.mat"
+# A dataset's identity, beside its .mat files: {"name": "MYDATA", "defaults": "DEMO"}. ``defaults``
+# names the per-dataset hyperparameter defaults that fit it (`zsl-search data synth` writes it).
+IDENTITY_FILE = "zsl-dataset.json"
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,7 +26,9 @@ class XlsaDataset:
     """A validated xlsa17 dataset held in memory.
 
     Attributes:
-        name: directory basename upper-cased, e.g. "AWA2".
+        name: upper-cased; from ``zsl-dataset.json`` or the directory name, e.g. "AWA2".
+        defaults: which per-dataset hyperparameter defaults apply (e.g. "PF60", "DEMO"); from
+            ``zsl-dataset.json``, else the name.
         root: the dataset directory.
         features: (N, D) float32 image features.
         labels: (N,) int64 0-based class ids.
@@ -39,6 +46,7 @@ class XlsaDataset:
     locs: dict[str, np.ndarray]
     class_names: list[str] | None
     semantics: str
+    defaults: str = ""
 
     @property
     def n_images(self) -> int:
@@ -49,7 +57,8 @@ class XlsaDataset:
         return int(self.att.shape[0])
 
 
-def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str = "res101.mat") -> XlsaDataset:
+def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str = "res101.mat",
+              name: str | None = None, defaults: str | None = None) -> XlsaDataset:
     """Load an xlsa17 dataset directory and check it thoroughly.
 
     Args:
@@ -57,6 +66,7 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
         semantics: file with the class semantics `att` (A, C), e.g. "sent_splits.mat" for CUB
             sentence embeddings. Its split locs are used when it has them, else att_splits.mat's.
         features: file with `features` (D, N) and `labels` (N, 1), 1-based.
+        name, defaults: override the dataset's identity (see `XlsaDataset`).
     Returns:
         The validated dataset, indices converted to 0-based.
     Raises:
@@ -64,6 +74,7 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
             inconsistent shapes, indices or labels out of range, non-finite features, overlapping splits.
     """
     root = Path(root)
+    given_name, given_defaults = name, defaults  # `name` is reused below
     if not root.is_dir():
         raise DataError(f"{root}: dataset directory not found; pass the folder holding res101.mat and att_splits.mat")
     feat_path = root / features
@@ -136,8 +147,41 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
     names = cellstr_to_list(smat.get("allclasses_names", split_mat.get("allclasses_names")))
     if names is not None and len(names) != n_classes:
         names = None  # a names list that does not match the classes is useless, not fatal
-    return XlsaDataset(name=root.resolve().name.upper(), root=root, features=features_nd, labels=labels - 1,
-                       att=att, locs=locs, class_names=names, semantics=sem_path.name)
+    ident = read_identity(root)
+    ds_name = (given_name or ident.get("name") or root.resolve().name).upper()
+    return XlsaDataset(name=ds_name, root=root, features=features_nd, labels=labels - 1, att=att, locs=locs,
+                       class_names=names, semantics=sem_path.name,
+                       defaults=(given_defaults or ident.get("defaults") or ds_name).upper())
+
+
+def read_identity(root: str | Path) -> dict[str, str]:
+    """``{"name": ..., "defaults": ...}`` from the dataset's ``zsl-dataset.json`` ({} without one).
+
+    Raises:
+        DataError: the file is not a JSON object of non-empty strings.
+    """
+    path = Path(root) / IDENTITY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not valid JSON ({str(e).splitlines()[0]}); "
+                        'write {"name": "MYDATA", "defaults": "PF60"} or delete the file') from None
+    if not isinstance(data, dict) or any(k not in ("name", "defaults") or not isinstance(v, str) or not v.strip()
+                                         for k, v in data.items()):
+        raise DataError(f'{path}: expected {{"name": "...", "defaults": "..."}} with non-empty strings')
+    return {k: v.strip() for k, v in data.items()}
+
+
+def write_identity(root: str | Path, *, name: str, defaults: str) -> Path:
+    """Write ``zsl-dataset.json`` (atomically) so the dataset keeps its name and defaults
+    wherever it is copied (another directory name, an s3:// prefix)."""
+    path = Path(root) / IDENTITY_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"name": name.upper(), "defaults": defaults.upper()}, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def _require(mat: dict[str, Any], key: str, path: Path) -> Any:
@@ -175,6 +219,7 @@ def describe_dataset(ds: XlsaDataset) -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "name": ds.name,
+        "defaults": ds.defaults,
         "root": str(ds.root),
         "images": int(ds.features.shape[0]),
         "feature_dim": int(ds.features.shape[1]),

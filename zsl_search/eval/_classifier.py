@@ -23,6 +23,7 @@ def fit_softmax(
     seed: int = 0,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[int, nn.Linear], None] | None = None,
+    max_steps: int | None = None,
 ) -> nn.Linear:
     """Train a linear softmax classifier on features ``x`` with labels ``y``.
 
@@ -43,6 +44,8 @@ def fit_softmax(
         device: where to train.
         on_epoch: called as ``on_epoch(epoch, layer)`` after each epoch, epoch counted from 0,
             e.g. to evaluate and keep the best epoch. It must not change the layer.
+        max_steps: stop after this many Adam steps (the last epoch may be partial; it still
+            ends with ``on_epoch``). None: ``epochs`` whole epochs.
 
     Returns:
         The trained ``nn.Linear(D, n_classes)`` on ``device`` (logits; apply softmax yourself).
@@ -77,9 +80,15 @@ def fit_softmax(
     opt = torch.optim.Adam(layer.parameters(), lr=lr, betas=(beta1, 0.999))
 
     n = len(x)
+    steps = 0
     for epoch in range(epochs):
+        if max_steps is not None and steps >= max_steps:
+            break
         perm = torch.randperm(n, generator=gen).to(device)  # (N,)
         for start in range(0, n, batch_size):
+            if max_steps is not None and steps >= max_steps:
+                break
+            steps += 1
             idx = perm[start : start + batch_size]
             loss = F.nll_loss(F.log_softmax(layer(x[idx]), dim=1), y[idx])
             opt.zero_grad(set_to_none=True)

@@ -32,6 +32,7 @@ class EvalResult:
         retrieval_map: mAP of retrieving unseen images with per-class mean synthetic features.
         precision_at_k: precision@k of the same retrieval.
         cls_epoch: GZSL classifier epoch (from 0) with the best H; U, S and H are from it.
+        cls_steps: Adam steps the GZSL classifier had taken by the end of that epoch.
 
     Example:
         >>> r = evaluate_gzsl(split, generate, syn_num=300)
@@ -45,6 +46,7 @@ class EvalResult:
     retrieval_map: float
     precision_at_k: float
     cls_epoch: int
+    cls_steps: int = 0
 
     def as_dict(self) -> dict[str, float]:
         """The fields as a flat dict (e.g. for logging or a results table)."""
@@ -72,6 +74,7 @@ def evaluate_gzsl(
     cls_batch: int | None = None,
     k: int = 50,
     select_epoch: bool = True,
+    cls_steps: int | None = None,
 ) -> EvalResult:
     """Score a feature generator on a split with the reference GZSL protocol.
 
@@ -107,6 +110,9 @@ def evaluate_gzsl(
         select_epoch: True (the reference protocol): report the classifiers' best epoch on the
             split's evaluation sets. False: report their last epoch, choosing nothing on those
             sets (what a final report on the test split should do).
+        cls_steps: train the GZSL classifier for exactly this many Adam steps instead of
+            ``cls_epochs`` epochs (the last epoch may be partial): a classifier length validated
+            on a split of another size, transferred as steps (see `zsl_search.search.finalize`).
 
     Returns:
         An :class:`EvalResult`.
@@ -140,21 +146,27 @@ def evaluate_gzsl(
     if not bool(torch.isfinite(syn_x).all()):
         # A diverged generator: NaN would make argmax and the ranking return arbitrary, non-zero scores.
         return EvalResult(U=0.0, S=0.0, H=0.0, zsl_acc=0.0, retrieval_map=0.0, precision_at_k=0.0, cls_epoch=0)
+    if cls_steps is not None and cls_steps < 1:
+        raise ConfigError(f"evaluate_gzsl: cls_steps={cls_steps}; set it to a positive integer or leave it unset")
     syn_y = torch.arange(n_seen, n_classes, device=device).repeat_interleave(syn_num)  # (n_unseen * syn_num,)
 
     # GZSL: keep U, S, H of the epoch with the best H; strict ">" keeps the earliest on ties.
-    best: dict[str, float] = {"H": -1.0, "U": 0.0, "S": 0.0, "epoch": 0}
+    best: dict[str, float] = {"H": -1.0, "U": 0.0, "S": 0.0, "epoch": 0, "steps": 0}
+    n_gzsl = train_x.shape[0] + syn_x.shape[0]
+    steps_per_epoch = -(-n_gzsl // batch)
 
     def gzsl_epoch(epoch: int, layer: nn.Linear) -> None:
         u = per_class_accuracy(_predict(layer, unseen_x), unseen_y)
         s = per_class_accuracy(_predict(layer, seen_x), seen_y)
         h = harmonic_mean(u, s)
         if h > best["H"] or not select_epoch:
-            best.update(H=h, U=u, S=s, epoch=epoch)
+            steps = (epoch + 1) * steps_per_epoch
+            best.update(H=h, U=u, S=s, epoch=epoch, steps=steps if cls_steps is None else min(steps, cls_steps))
 
     fit_softmax(
         torch.cat([train_x.float(), syn_x]), torch.cat([train_y.long(), syn_y]), n_classes,
-        epochs=cls_epochs, batch_size=batch, lr=cls_lr, beta1=cls_beta1, seed=seed, device=device,
+        epochs=cls_epochs if cls_steps is None else -(-cls_steps // steps_per_epoch), max_steps=cls_steps,
+        batch_size=batch, lr=cls_lr, beta1=cls_beta1, seed=seed, device=device,
         on_epoch=gzsl_epoch,
     )
 
@@ -182,4 +194,5 @@ def evaluate_gzsl(
         retrieval_map=retrieval_map(queries, query_labels, unseen_x, unseen_y),
         precision_at_k=precision_at_k(queries, query_labels, unseen_x, unseen_y, k=k),
         cls_epoch=int(best["epoch"]),
+        cls_steps=int(best["steps"]),
     )

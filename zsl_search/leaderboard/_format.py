@@ -129,7 +129,13 @@ def to_markdown(rows: Sequence[Row]) -> str:
     for r, params in zip(rows, _key_params(rows), strict=True):
         cells = [_short(r.get(c)) for c in _MD_COLUMNS] + [params]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _peek_warning(rows) + "\n".join(lines) + "\n"
+
+
+def _peek_warning(rows: Sequence[Row]) -> str:
+    if not any(r.get("selected_on_test") for r in rows):
+        return ""
+    return "SELECTED ON TEST (select_on_test): these scores are not an honest estimate of test performance\n"
 
 
 def to_text(rows: Sequence[Row]) -> str:
@@ -143,4 +149,4 @@ def to_text(rows: Sequence[Row]) -> str:
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines) + "\n"
+    return _peek_warning(rows) + "\n".join(lines) + "\n"

@@ -39,7 +39,8 @@ __all__ = [
 STATUSES = ("COMPLETE", "EARLY_STOPPED", "STOPPED", "INTERRUPTED", "DIVERGED", "ERROR")
 PARAM_PREFIX = "param_"
 TEST_COLUMNS = (
-    "test_U_mean", "test_U_std", "test_S_mean", "test_S_std", "test_H_mean", "test_H_std", "test_seeds",
+    "test_U_mean", "test_U_std", "test_S_mean", "test_S_std", "test_H_mean", "test_H_std",
+    "test_steps", "test_cls_steps", "test_seeds",
 )
 # (name, arrow type name, nullable); "params" marks where the param_<name> columns go.
 _LAYOUT: tuple[tuple[str, str, bool], ...] = (
@@ -47,20 +48,25 @@ _LAYOUT: tuple[tuple[str, str, bool], ...] = (
     ("dataset", "string", True), ("protocol", "string", True), ("variant", "string", False),
     ("H", "float64", True), ("U", "float64", True), ("S", "float64", True), ("pareto", "bool", False),
     ("zsl_acc", "float64", True), ("retrieval_map", "float64", True),
-    ("epochs", "int64", True), ("best_epoch", "int64", True), ("status", "string", False),
+    ("epochs", "int64", True), ("best_epoch", "int64", True),
+    ("best_step", "int64", True), ("schedule_steps", "int64", True), ("cls_epochs", "int64", True),
+    ("cls_steps", "int64", True),
+    ("selected_on_test", "bool", True), ("status", "string", False),
     ("error", "string", True), ("restarts", "int64", True),
     ("seconds", "float64", True), ("seed", "int64", True),
     ("params", "", True),
     ("config_json", "string", False), ("version", "string", False),
     ("created_at", "timestamp", False), ("completed_order", "int64", True), ("node_id", "string", True),
-    *((name, "float64", True) for name in TEST_COLUMNS[:-1]), ("test_seeds", "list_int64", True),
+    *((name, "float64", True) for name in TEST_COLUMNS[:6]),
+    ("test_steps", "int64", True), ("test_cls_steps", "int64", True), ("test_seeds", "list_int64", True),
 )
-_FLOATS = ("H", "U", "S", "zsl_acc", "retrieval_map", "seconds", *TEST_COLUMNS[:-1])
-_INTS = ("epochs", "best_epoch", "restarts", "seed", "completed_order")
+_FLOATS = ("H", "U", "S", "zsl_acc", "retrieval_map", "seconds", *TEST_COLUMNS[:6])
+_INTS = ("epochs", "best_epoch", "best_step", "schedule_steps", "cls_epochs", "cls_steps", "restarts", "seed",
+         "completed_order", "test_steps", "test_cls_steps")
 _STRINGS = ("dataset", "protocol", "node_id", "error")
 _DERIVED = ("rank", "pareto", "config_json")  # recomputed on every write
 _ALLOWED_KEYS = frozenset({
-    "trial_id", "search", "variant", "status", "params", "created_at", "version", "test_seeds",
+    "trial_id", "search", "variant", "status", "params", "created_at", "version", "test_seeds", "selected_on_test",
     *_FLOATS, *_INTS, *_STRINGS, *_DERIVED,
 })
 
@@ -131,6 +137,10 @@ def normalize_row(row: Mapping[str, Any], *, search: str | None = None) -> dict[
         rec[key] = _int(row.get(key), key, where)
     for key in _STRINGS:
         rec[key] = None if row.get(key) is None else str(row[key])
+    on_test = row.get("selected_on_test")
+    if on_test is not None and not isinstance(on_test, bool):
+        raise LeaderboardError(f"{where}: selected_on_test={on_test!r} is not a bool")
+    rec["selected_on_test"] = on_test
     seeds = row.get("test_seeds")
     rec["test_seeds"] = None if seeds is None else [_int(s, "test_seeds", where) for s in seeds]
     rec["params"] = _params(row, where)

@@ -5,15 +5,29 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 __all__ = ["init_normal", "FiLM", "wgan_gp_critic_loss", "lsgan_loss", "bce_loss"]
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
-    """N(0, std) weights and zero biases for every Linear, as all the reference codebases do."""
+    """N(0, std) weights and zero biases for every Linear, as all the reference codebases do.
+
+    A parametrized weight (spectral norm) is a recomputed tensor: the stored parameter is
+    ``parametrizations.weight.original``, so that is what gets initialised, and the power
+    iteration is rerun so the spectral-norm estimate belongs to the new weight."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, std)
+        if not isinstance(m, nn.Linear):
+            continue
+        with torch.no_grad():
+            if parametrize.is_parametrized(m, "weight"):
+                weight = m.parametrizations.weight
+                nn.init.normal_(weight.original, 0.0, std)
+                for p in weight:
+                    if hasattr(p, "_power_method"):  # torch's _SpectralNorm: 15 iterations, as at construction
+                        p._power_method(p._reshape_weight_to_matrix(weight.original), 15)
+            else:
+                nn.init.normal_(m.weight, 0.0, std)
             nn.init.zeros_(m.bias)
 
 

@@ -115,6 +115,9 @@ register(
             # The built-in synthetic demo set (zsl-search data synth): ~45 images per class, so fewer
             # synthetic features, a faster rate and a smaller network than the ImageNet-scale sets.
             "DEMO": dict(lr_g=2.5e-4, lr_d=1e-3, syn_num=100, hidden=512, epochs=15),
+            # PF60 (real, 73-d features, ~12 images per class): few synthetic features per class (as
+            # many as a seen class has real ones, ~10-30) so the final softmax is not swamped by them.
+            "PF60": dict(syn_num=24, batch_size=32, hidden=512, epochs=20),
         },
         space={
             "lr_g": Float(1e-5, 1e-3, log=True),
@@ -124,9 +127,9 @@ register(
             "lambda2": Float(0.01, 10.0, log=True),
             "attr_weight": Float(0.01, 10.0, log=True),
             "cls_weight": Categorical((0.0, 0.01, 0.1)),
-            "syn_num": Int(50, 2000, log=True),
+            "syn_num": Int(8, 3000, log=True),
             "batch_size": Categorical((32, 64, 128, 256)),
-            "hidden": Categorical((1024, 2048, 4096)),
+            "hidden": Categorical((256, 512, 1024, 2048, 4096)),
             "nz": Categorical((0, 32, 100, 300)),
         },
     )

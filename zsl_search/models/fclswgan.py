@@ -71,9 +71,9 @@ WGAN_SPACE = {
     "cls_weight": Float(1e-3, 1.0, log=True),
     "gp_lambda": Float(1.0, 20.0, log=True),
     "n_critic": Int(1, 7),
-    "syn_num": Int(50, 2000, log=True),
+    "syn_num": Int(8, 3000, log=True),  # every per-dataset default: PF60 24 ... ZS-WGAN AWA 2500
     "batch_size": Categorical((32, 64, 128, 256)),
-    "hidden": Categorical((1024, 2048, 4096)),
+    "hidden": Categorical((256, 512, 1024, 2048, 4096)),
     "nz": Categorical((0, 32, 100, 300)),  # 0 = the attribute dimension
 }
 
@@ -88,6 +88,9 @@ register(
             # The built-in synthetic demo set (zsl-search data synth): ~45 images per class, so fewer
             # synthetic features, a faster rate and a smaller network than the ImageNet-scale sets.
             "DEMO": dict(lr_g=1e-3, lr_d=1e-3, syn_num=100, hidden=512, epochs=15),
+            # PF60 (real, 73-d features, ~12 images per class): few synthetic features per class (as
+            # many as a seen class has real ones, ~10-30) so the final softmax is not swamped by them.
+            "PF60": dict(lr_g=1e-4, lr_d=1e-4, cls_weight=0.1, syn_num=24, batch_size=32, hidden=512, epochs=20),
             "AWA1": dict(lr_g=1e-5, lr_d=1e-5, syn_num=1800, epochs=30),
             "AWA2": dict(lr_g=1e-5, lr_d=1e-5, syn_num=1800, epochs=30),
             "CUB": dict(lr_g=1e-4, lr_d=1e-4, syn_num=300, epochs=56),

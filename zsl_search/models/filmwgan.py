@@ -82,10 +82,13 @@ register(
             # The built-in synthetic demo set (zsl-search data synth): ~45 images per class, so fewer
             # synthetic features, a faster rate and a smaller network than the ImageNet-scale sets.
             "DEMO": dict(lr_g=1e-3, lr_d=1e-3, syn_num=100, hidden=512, epochs=15),
+            # PF60 (real, 73-d features, ~12 images per class): few synthetic features per class (as
+            # many as a seen class has real ones, ~10-30) so the final softmax is not swamped by them.
+            "PF60": dict(lr_g=1e-4, lr_d=1e-4, cls_weight=0.1, syn_num=24, batch_size=32, hidden=512, epochs=20),
             "AWA1": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
             "AWA2": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
             "CUB": dict(lr_g=1e-5, lr_d=1e-5, syn_num=500, nz=300, epochs=100),
         },
-        space={**WGAN_SPACE, "hidden": Categorical((1100, 2200, 4400)), "film_depth": Int(1, 4)},
+        space={**WGAN_SPACE, "hidden": Categorical((256, 512, 1100, 2200, 4400)), "film_depth": Int(1, 4)},
     )
 )

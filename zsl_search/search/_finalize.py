@@ -1,18 +1,40 @@
-"""Finalize a search: retrain its best configurations under the TEST protocol, several seeds
-each, and write test U/S/H (mean and std) into the leaderboard. The only place a search ever
-touches the test split."""
+"""Finalize a search: repeat its best trials' validated procedure on the TEST protocol, several
+seeds each, and write test U/S/H (mean and std) into the leaderboard. The only place a search
+ever touches the test split.
+
+What is repeated is exactly what the search chose on validation, nothing more:
+
+* the hyperparameters (the trial's config, its variant's defaults for the same dataset);
+* the GAN's training length, in generator steps (``best_step``: where the trial's validation H
+  peaked) on the same schedule (``schedule_steps``: learning-rate decay and instance noise
+  follow the validated run's whole length, which the retrain stops part-way through). Steps,
+  not epochs, because an epoch under ``test`` (all of trainval) is longer than under
+  ``validation`` (the training classes minus the held-out share); a GAN's progress is set by
+  its optimiser steps, and equal steps also mean equal samples seen;
+* the final GZSL classifier's training validated at that point, also in steps (``cls_steps``:
+  its Adam steps up to its best validation epoch; an epoch over test's larger training set has
+  more of them, and a softmax drifts towards the seen classes as it trains): its last step is
+  reported, nothing is picked on test. The ZSL classifier (zsl_acc) runs ``cls_epochs`` epochs.
+"""
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
+import time
 from typing import Any
 
-__all__ = ["finalize"]
+__all__ = ["finalize", "FINALIZABLE"]
+
+# A trial's validated point is sound when it ended by its budget, ASHA or the search's time
+# budget; DIVERGED, ERROR and INTERRUPTED trials are not finalists.
+FINALIZABLE = ("COMPLETE", "EARLY_STOPPED", "STOPPED")
 
 
 def _final_run(*, source: Any, search: str, cache_dir: str, variant: str, params: dict[str, Any], seed: int,
-               device: str) -> dict[str, float]:
+               device: str, threads: int, steps: int, schedule_steps: int, cls_epochs: int | None,
+               cls_steps: int | None) -> dict[str, float]:
     """One retraining (a Ray task): the test-protocol split from the node's feature store."""
     import torch
 
@@ -20,24 +42,40 @@ def _final_run(*, source: Any, search: str, cache_dir: str, variant: str, params
     from ..store import fetch_split, get_store
     from ..train import train
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     split = fetch_split(get_store(source, search=search, cache_dir=cache_dir), device=device)
-    p = get_variant(variant).make_params(params, dataset=split.dataset)
-    # The GAN trains for the epoch count chosen on validation and the final classifier reports
-    # its last epoch: nothing is chosen on the test split.
-    return train(split, variant=variant, params=p, seed=seed, device=device, eval_every=p.epochs or 1,
-                 select_epoch=False).metrics
+    p = get_variant(variant).make_params(params, dataset=split.defaults_name)
+    result = train(split, variant=variant, params=p, seed=seed, device=device, eval_every=sys.maxsize,
+                   select_epoch=False, steps=steps, schedule_steps=schedule_steps, cls_epochs=cls_epochs,
+                   cls_steps=cls_steps)
+    return {**result.metrics, "steps": result.steps}
 
 
-def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, address: str | None = None) -> list[dict[str, Any]]:
+def _finalists(rows: list[dict[str, Any]], *, search: str, top_k: int) -> list[dict[str, Any]]:
+    from ..errors import ConfigError
+
+    if any(r.get("selected_on_test") for r in rows):
+        raise ConfigError(f"search {search!r} selected its hyperparameters on the test split (select_on_test); "
+                          "finalize reports only validation-selected searches: run it with protocol: validation")
+    chosen = [r for r in rows if r["status"] in FINALIZABLE][:top_k]
+    if not chosen:
+        raise ConfigError(f"search {search!r} has no trial that ended {', '.join(FINALIZABLE)}; nothing to finalize")
+    stale = [r["trial_id"] for r in chosen if any(r.get(k) is None for k in ("best_step", "schedule_steps", "cls_steps"))]
+    if stale:
+        raise ConfigError(f"search {search!r}: trial {stale[0]} does not record its validated training length "
+                          "(best_step); it was run by an older zsl-search: run the search again")
+    return chosen
+
+
+def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, address: str | None = None,
+             progress: bool = True) -> list[dict[str, Any]]:
     """Retrain the ``top_k`` best trials of ``search`` with ``seeds`` seeds under protocol
-    ``test`` (through Ray) and store test_U/S/H mean and std in its leaderboard.
-
-    Each configuration is trained for the epoch count its trial reached its best validation H
-    at. Returns the updated leaderboard rows.
+    ``test`` (through Ray) and store test U/S/H mean and std, and the generator and classifier
+    steps used, in its leaderboard. With ``progress`` each finished retrain prints
+    one line (done/total, ETA) on stderr. Returns the updated leaderboard rows.
 
     Raises:
-        ConfigError: top_k or seeds < 1.
+        ConfigError: top_k or seeds < 1; the search selected on test; no finalizable trial.
         SearchNotFound: no such search under ``storage``.
     """
     import ray
@@ -50,33 +88,55 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
 
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be >= 1")
-    rows = [r for r in read_rows(storage, search) if r["status"] != "ERROR"][:top_k]
     spec = load_saved_spec(storage, search)
+    if spec.select_on_test:
+        raise ConfigError(f"search {search!r} selected its hyperparameters on the test split (select_on_test); "
+                          "finalize reports only validation-selected searches: run it with protocol: validation")
+    rows = _finalists(read_rows(storage, search), search=search, top_k=top_k)
     _init_ray(address)
     source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol="test",
-                        preprocess=spec.dataset.preprocess, seed=spec.seed)
+                        preprocess=spec.dataset.preprocess, seed=spec.seed, defaults=spec.dataset.defaults)
     store_search = f"{search}-finalize"
+    threads = max(1, int(spec.resources.cpu))
     task = ray.remote(_final_run).options(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)
     device = "cuda" if spec.resources.gpu > 0 else spec.device
-    refs: dict[str, list[Any]] = {}
+    pending: dict[Any, tuple[str, int]] = {}
     for row in rows:
-        params = {**json.loads(row["config_json"]), "epochs": max(int(row["best_epoch"]), 1)}
-        refs[row["trial_id"]] = [
-            task.remote(source=source, search=store_search, cache_dir=str(settings.cache_dir()),
-                        variant=row["variant"], params=params, seed=spec.seed + i, device=device)
-            for i in range(seeds)
-        ]
+        params = {**json.loads(row["config_json"]), "epochs": spec.budget.max_epochs}
+        for i in range(seeds):
+            ref = task.remote(source=source, search=store_search, cache_dir=str(settings.cache_dir()),
+                              variant=row["variant"], params=params, seed=spec.seed + i, device=device,
+                              threads=threads, steps=int(row["best_step"]), schedule_steps=int(row["schedule_steps"]),
+                              cls_epochs=int(row["cls_epochs"]) or None, cls_steps=int(row["cls_steps"]) or None)
+            pending[ref] = (row["trial_id"], i)
+    results: dict[str, dict[int, dict[str, float]]] = {r["trial_id"]: {} for r in rows}
+    total, start = len(pending), time.perf_counter()
     try:
-        results = {trial: ray.get(r) for trial, r in refs.items()}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            trial, i = pending.pop(done[0])
+            results[trial][i] = m = ray.get(done[0])
+            if progress:
+                n = total - len(pending)
+                eta = (time.perf_counter() - start) / n * (total - n)
+                print(f"finalize {search}: {n}/{total} retrains done (trial {trial}, seed {spec.seed + i}: "
+                      f"U {m['U']:.3f} S {m['S']:.3f} H {m['H']:.3f}), ETA {_duration(eta)}", file=sys.stderr, flush=True)
     finally:
         release_stores(store_search)
     columns = {}
-    for trial, runs in results.items():
-        cols: dict[str, Any] = {"test_seeds": [spec.seed + i for i in range(seeds)]}
+    for row in rows:
+        runs = [results[row["trial_id"]][i] for i in range(seeds)]
+        cols: dict[str, Any] = {"test_seeds": [spec.seed + i for i in range(seeds)],
+                                "test_steps": int(runs[0]["steps"]), "test_cls_steps": int(runs[0]["cls_steps"])}
         for key in ("U", "S", "H"):
             values = [m[key] for m in runs]
             cols[f"test_{key}_mean"] = statistics.fmean(values)
             cols[f"test_{key}_std"] = statistics.pstdev(values)
-        columns[trial] = cols
+        columns[row["trial_id"]] = cols
     update_test_columns(storage, search, results=columns)
     return read_rows(storage, search)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

@@ -98,6 +98,11 @@ def warm_start_points(spec: SearchSpec, *, dataset: str | None) -> list[dict[str
         defaults = get_variant(variant).defaults(dataset)
         point: dict[str, Any] = {"variant": variant}
         point.update({f"{variant}/{k}": defaults[k] for k, d in dists.items() if d.contains(defaults[k])})
+        outside = [f"{k}={defaults[k]}" for k, d in dists.items() if not d.contains(defaults[k])]
+        if outside:
+            warnings.warn(f"warm start of {variant}: reference default(s) {', '.join(outside)} lie outside the "
+                          f"search space, so that first trial samples them instead; widen the space in the spec "
+                          f"to start from the reference", stacklevel=2)
         points.append(point)
     return points
 

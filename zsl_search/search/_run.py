@@ -158,13 +158,16 @@ def run_search(
     cache_dir = settings.cache_dir()
     _quiet_tune()
     source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol=spec.protocol,
-                        preprocess=spec.dataset.preprocess, seed=spec.seed)
-    check_source(source, cache_dir=cache_dir)  # a broken dataset fails here: nothing claimed, no Ray
+                        preprocess=spec.dataset.preprocess, seed=spec.seed, defaults=spec.dataset.defaults)
+    info = check_source(source, cache_dir=cache_dir, folds=spec.folds)  # a broken dataset fails here: no Ray
+    if progress:
+        print(f"{spec.name}: {info['name']} ({spec.protocol} protocol), {_defaults_line(spec, info['defaults'])}",
+              file=sys.stderr, flush=True)
     storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
     if not resume:
         _claim_name(spec)
     before = _existing_rows(spec) if resume else []
-    ledger = TrialLedger(spec=spec, dataset=source.dataset_name(), writer=LeaderboardWriter(spec.storage, spec.name),
+    ledger = TrialLedger(spec=spec, dataset=info["name"], writer=LeaderboardWriter(spec.storage, spec.name),
                          existing={r["trial_id"]: r["status"] for r in before},
                          start_order=max((r["completed_order"] or 0 for r in before), default=0),
                          echo=stderr_echo if progress else None)
@@ -176,7 +179,7 @@ def run_search(
             try:
                 _prewarm_store(source, spec, cache_dir)
                 tuner = _tuner(spec, source, experiment, storage_path, fs, journal, ledger=ledger, resume=resume,
-                               cache_dir=cache_dir)
+                               cache_dir=cache_dir, defaults=info["defaults"])
                 tuner.fit()
             finally:
                 stores = release_stores(spec.name)
@@ -219,7 +222,7 @@ def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path) -> None:
 
 
 def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs: Any, journal: Path, *,
-           ledger: Any, resume: bool, cache_dir: Path) -> Any:
+           ledger: Any, resume: bool, cache_dir: Path, defaults: str) -> Any:
     """The Tune run of a search: restored from ``experiment`` when resuming (and Tune saved a
     state), else new; either way reporting to this driver's ``ledger``."""
     from ray import tune
@@ -237,8 +240,20 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     if resume and tune.Tuner.can_restore(experiment, storage_filesystem=fs):
         return _restored_tuner(experiment, trainable, fs, callbacks=callbacks, stop=stop)
     # A new search, or one interrupted before Tune saved its first state.
-    return _new_tuner(spec, trainable, storage_path, fs, journal, dataset=source.dataset_name(),
+    return _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults,
                       callbacks=callbacks, stop=stop)
+
+
+def _defaults_line(spec: SearchSpec, defaults: str) -> str:
+    """Which hyperparameter defaults each variant starts from, e.g. ``defaults: PF60 (fclswgan,
+    cgan), reference (cosgan)``."""
+    from ..models import get_variant
+
+    used: dict[str, list[str]] = {}
+    for variant in spec.variants:
+        key = defaults if defaults in get_variant(variant).dataset_defaults else "reference"
+        used.setdefault(key, []).append(variant)
+    return "defaults: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in used.items())
 
 
 def _trial_entrypoint() -> Any:

@@ -37,6 +37,8 @@ class DatasetSpec(_Strict):
     path: str = Field(description="xlsa17 directory, s3://bucket/prefix, or 'demo' for the built-in synthetic set")
     semantics: str = "att_splits.mat"
     preprocess: Literal["minmax", "l2", "none"] = "minmax"
+    defaults: str | None = Field(default=None, description="which per-dataset defaults apply (e.g. PF60, CUB, DEMO); "
+                                 "default: the dataset's own identity (zsl-dataset.json) or its directory name")
 
 
 class BudgetSpec(_Strict):
@@ -62,6 +64,12 @@ class SearchSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     dataset: DatasetSpec
     protocol: Literal["validation", "test"] = "validation"
+    # Selecting on test (the reference codebases' flaw) only to reproduce published numbers:
+    # every row is marked and `finalize` refuses such a search.
+    select_on_test: bool = False
+    # Validation class folds: each trial trains one GAN per fold (k times the cost) and is
+    # scored by the mean H, so a few validation classes cannot decide the ranking alone.
+    folds: int = Field(default=1, ge=1, le=10)
     variants: list[str] = Field(min_length=1)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
     budget: BudgetSpec
@@ -173,6 +181,14 @@ def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
             _resolve(variant, merged, problems, where=f"space.{key}.")
             if key == ALL and len(problems) > before:
                 problems[before:] = [p + f" (for {variant})" for p in problems[before:]]
+    if spec.protocol == "test" and not spec.select_on_test:
+        problems.append("protocol: 'test' chooses hyperparameters, epochs and classifier epochs on the TEST split; "
+                        "use protocol: validation (then `zsl-search finalize`), or set select_on_test: true "
+                        "to reproduce published test-selected numbers")
+    if spec.folds > 1 and spec.protocol != "validation":
+        problems.append("folds: class folds belong to protocol: validation")
+    if spec.select_on_test and spec.protocol != "test":
+        problems.append("select_on_test: true needs protocol: test")
     if spec.budget.grace_epochs > spec.budget.max_epochs:
         problems.append(f"budget.grace_epochs: {spec.budget.grace_epochs} > budget.max_epochs ({spec.budget.max_epochs})")
     if spec.sampler.name == "cmaes":

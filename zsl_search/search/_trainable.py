@@ -3,7 +3,6 @@ the features its node's feature store serves, reporting validation metrics and c
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 __all__ = ["run_trial", "trial_params"]
 
-CHECKPOINT_FILE = "trainer.pt"
+CHECKPOINT_FILE = "trainer-{fold}.pt"
 
 
 def trial_params(spec: Any, config: dict[str, Any], *, dataset: str | None = None) -> Any:
@@ -28,50 +27,89 @@ def trial_params(spec: Any, config: dict[str, Any], *, dataset: str | None = Non
 def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any, search: str, cache_dir: str,
               plugins: tuple[str, ...] = ()) -> None:
     """Tune function trainable (bound with ``tune.with_parameters``): the shared training loop
-    (`zsl_search.train.train`), reporting to Tune after every epoch.
+    (`zsl_search.train.Trainer`), one trainer per class fold (``spec.folds``), reporting to Tune
+    after every epoch the fold-averaged validation metrics.
 
     A diverged loss ends the trial after reporting ``diverged=True``. Raises `DataError` when
     the node's feature store cannot load the dataset (the driver then ends the search)."""
+    import dataclasses
+
     import ray
     import torch
     from ray import tune
 
     from ..models import load_plugins
     from ..store import fetch_split, get_store
-    from ..train import train
+    from ..train import Trainer
     from ._spec import parse_spec
 
     load_plugins(plugins)  # the driver's variant plugins, before the spec names them
     spec = parse_spec(spec_data)
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
-    split = fetch_split(get_store(source, search=search, cache_dir=cache_dir), device=device)
-    params = trial_params(spec, config, dataset=split.dataset)
+    splits = [fetch_split(get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir),
+                          device=device) for k in range(spec.folds)]
+    params = trial_params(spec, config, dataset=splits[0].defaults_name)
+    trainers = [Trainer(split, variant=config["variant"], params=params, seed=spec.seed, device=device)
+                for split in splits]
     node_id = ray.get_runtime_context().get_node_id()
 
-    def report(trainer: Any, row: dict[str, Any]) -> None:
-        evaluated = [r for r in trainer.history if "H" in r]
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            for k, trainer in enumerate(trainers):
+                trainer.load(Path(d) / CHECKPOINT_FILE.format(fold=k))
+
+    def report() -> None:
+        evaluated = [r for r in map(_fold_mean, zip(*(t.history for t in trainers), strict=True)) if "H" in r]
         # The best epoch is chosen on the validation split (earliest on ties): part of the search.
         best = max(evaluated, key=lambda r: r["H"], default={})
         last = evaluated[-1] if evaluated else {}
+        lead = trainers[0]
         metrics = {
-            "epoch": trainer.epoch, "variant": config["variant"], "node_id": node_id,
+            "epoch": lead.epoch, "variant": config["variant"], "node_id": node_id,
             **{k: last.get(k, 0.0) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")},
             "best_H": best.get("H", 0.0), "best_U": best.get("U", 0.0), "best_S": best.get("S", 0.0),
             "best_zsl_acc": best.get("zsl_acc", 0.0), "best_retrieval_map": best.get("retrieval_map", 0.0),
-            "best_epoch": int(best.get("epoch", 0)), "diverged": bool(row.get("diverged", False)),
+            "best_epoch": int(best.get("epoch", 0)), "diverged": any(t.history[-1].get("diverged") for t in trainers),
+            # What `finalize` repeats: the generator steps to the best epoch on this schedule,
+            # and the final classifier's length (epochs, Adam steps) validated there.
+            "best_step": int(best.get("step", 0)), "schedule_steps": lead.schedule_steps,
+            "best_cls_epochs": int(best.get("cls_epoch", 0)) + 1 if best else 0,
+            "best_cls_steps": int(best.get("cls_steps", 0)),
         }
         with tempfile.TemporaryDirectory() as d:
-            trainer.save(Path(d) / CHECKPOINT_FILE)
+            for k, trainer in enumerate(trainers):
+                trainer.save(Path(d) / CHECKPOINT_FILE.format(fold=k))
             try:
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
             except OSError as e:
                 # Storage unreachable (e.g. an S3 outage): Tune raises while persisting, before
                 # it records the result, so report without the checkpoint and keep training.
-                warnings.warn(f"checkpoint of epoch {trainer.epoch} not persisted: {e}", stacklevel=1)
+                warnings.warn(f"checkpoint of epoch {lead.epoch} not persisted: {e}", stacklevel=1)
                 tune.report(metrics)
 
-    checkpoint = tune.get_checkpoint()
-    with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext(None) as d:
-        train(split, variant=config["variant"], params=params, seed=spec.seed, device=device,
-              eval_every=spec.eval_every, on_epoch=report, resume=None if d is None else Path(d) / CHECKPOINT_FILE)
+    while trainers[0].step < trainers[0].schedule_steps:
+        for trainer in trainers:  # same loop as `zsl_search.train.train`, one epoch per fold
+            row: dict[str, Any] = {"epoch": trainer.epoch + 1, **trainer.train_epoch()}
+            if row.get("diverged") or trainer.epoch % spec.eval_every == 0 or trainer.step >= trainer.schedule_steps:
+                row.update(trainer.evaluate().as_dict())
+            trainer.history.append(row)
+        report()
+        if any(t.history[-1].get("diverged") for t in trainers):
+            break
+
+
+def _fold_mean(rows: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """One epoch's row averaged over the folds: the scores are means; the training length is
+    the first fold's (the dataset's own train/val split); the classifier's length is the
+    (lower) median fold's, so a single fold cannot decide it."""
+    import statistics
+
+    first = rows[0]
+    if "H" not in first or any("H" not in r for r in rows):
+        return dict(first)
+    out = {**first, **{k: statistics.fmean(r[k] for r in rows) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")}}
+    median = sorted(rows, key=lambda r: r["cls_epoch"])[(len(rows) - 1) // 2]  # the lower median
+    out["cls_epoch"], out["cls_steps"] = median["cls_epoch"], median.get("cls_steps", 0)
+    return out

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
-__all__ = ["DataSource", "resolve_dataset_dir", "load_split", "check_source"]
+__all__ = ["DataSource", "resolve_dataset_dir", "load_dataset", "load_split", "check_source"]
 
 DEMO = "demo"  # the built-in synthetic dataset, generated on first use
 
@@ -24,10 +24,8 @@ class DataSource:
     protocol: str = "validation"
     preprocess: str = "minmax"
     seed: int = 0  # seeds the validation-seen hold-out
-
-    def dataset_name(self) -> str:
-        """The name `load_xlsa` will give the dataset (selects per-dataset defaults)."""
-        return "DEMO" if self.path == DEMO else self.path.rstrip("/").rsplit("/", 1)[-1].upper()
+    defaults: str | None = None  # which per-dataset defaults apply; None: the dataset's identity
+    fold: int = 0  # validation class fold (zsl_search.data.make_split)
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -44,13 +42,19 @@ def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
             synthesize(root, preset="demo", seed=0)
         return root
     if path.startswith("s3://"):
-        from ..storage import open_storage
+        from ..data import IDENTITY_FILE
+        from ..storage import StorageNotFound, open_storage
 
         storage = open_storage(path)
         root = cache_dir / "s3" / hashlib.sha1(path.encode()).hexdigest()[:16]
-        for name in ("res101.mat", semantics):
+        for name in ("res101.mat", semantics, IDENTITY_FILE):
             if not (root / name).exists():
-                data = storage.read_bytes(name)
+                try:
+                    data = storage.read_bytes(name)
+                except StorageNotFound:
+                    if name == IDENTITY_FILE:  # optional
+                        continue
+                    raise
                 root.mkdir(parents=True, exist_ok=True)
                 tmp = root / (name + ".part")
                 tmp.write_bytes(data)
@@ -62,34 +66,51 @@ def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
     return root
 
 
-def check_source(source: DataSource, *, cache_dir: Path) -> dict[str, Any]:
+def check_source(source: DataSource, *, cache_dir: Path, folds: int = 1) -> dict[str, Any]:
     """Pre-flight check, before Ray starts: load and validate the dataset of ``source`` exactly
     as ``zsl-search data info`` does, then build the split the search will use.
 
     ``demo`` is generated and ``s3://`` downloaded into ``cache_dir`` first (the feature stores
-    reuse them). Returns the `zsl_search.data.describe_dataset` summary.
+    reuse them). With ``folds`` > 1 every validation class fold is built too. Returns the
+    `zsl_search.data.describe_dataset` summary.
 
     Raises:
         DataError: one line naming the file and key (missing, unreadable, NaN features,
             locations out of range, overlapping splits, ...) or the protocol the data cannot serve.
     """
-    from ..data import describe_dataset, load_xlsa, make_split
+    from ..data import describe_dataset, make_split, max_folds
 
-    root = resolve_dataset_dir(source.path, semantics=source.semantics, cache_dir=cache_dir)
-    ds = load_xlsa(root, semantics=source.semantics)
+    ds = load_dataset(source, cache_dir=cache_dir)
+    root = ds.root
     info = describe_dataset(ds)
     available = info["protocols"].get(source.protocol)
     if not isinstance(available, dict):
         raise DataError(f"{root / source.semantics}: protocol {source.protocol!r} is {available}; "
                         f"use protocol: test, or add train_loc and val_loc")
-    make_split(ds, source.protocol, seed=source.seed, preprocess=source.preprocess)
+    if folds > 1 and source.protocol == "validation" and folds > max_folds(ds):
+        raise ConfigError(f"folds: {folds}, but {root / source.semantics} allows at most {max_folds(ds)} (its val "
+                          f"classes, then disjoint groups of as many train classes); lower folds")
+    for fold in range(folds if source.protocol == "validation" else 1):
+        make_split(ds, source.protocol, seed=source.seed, preprocess=source.preprocess, fold=fold)
     return info
 
 
 def load_split(source: DataSource, *, cache_dir: Path):  # -> Split
     """Load, validate and preprocess the dataset of ``source`` (reads the .mat files)."""
-    from ..data import load_xlsa, make_split
+    from ..data import make_split
+
+    ds = load_dataset(source, cache_dir=cache_dir)
+    return make_split(ds, source.protocol, seed=source.seed, preprocess=source.preprocess, fold=source.fold)
+
+
+def load_dataset(source: DataSource, *, cache_dir: Path):  # -> XlsaDataset
+    """The validated dataset of ``source``, named as the user knows it: a dataset fetched from
+    ``s3://bucket/sets/pf60`` is PF60 (not its cache directory), unless its ``zsl-dataset.json``
+    says otherwise; ``source.defaults`` overrides which per-dataset defaults apply."""
+    from ..data import load_xlsa, read_identity
 
     root = resolve_dataset_dir(source.path, semantics=source.semantics, cache_dir=cache_dir)
-    ds = load_xlsa(root, semantics=source.semantics)
-    return make_split(ds, source.protocol, seed=source.seed, preprocess=source.preprocess)
+    name = None
+    if source.path.startswith("s3://") and "name" not in read_identity(root):
+        name = source.path.rstrip("/").rsplit("/", 1)[-1]
+    return load_xlsa(root, semantics=source.semantics, name=name, defaults=source.defaults)

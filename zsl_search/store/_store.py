@@ -141,7 +141,8 @@ def _fetch_cuda(store: Any):  # -> Split | None
             args = list(args)
             args[6] = local  # the storage's device index in THIS process's numbering
             tensors[name] = rebuild_cuda_tensor(*args)
-        return Split(dataset=info["meta"]["dataset"], protocol=info["meta"]["protocol"], **tensors)
+        meta = info["meta"]
+        return Split(dataset=meta["dataset"], protocol=meta["protocol"], defaults=meta.get("defaults", ""), **tensors)
     except Exception:  # no IPC (e.g. MIG, WSL): the caller falls back to a per-trial device copy
         return None
 

@@ -30,6 +30,11 @@ __all__ = ["Trainer", "TrainResult", "train"]
 class Trainer:
     """Trains one variant on one split, an epoch at a time, resumable bit for bit.
 
+    Training is counted in generator steps (``step``; an epoch is ``steps_per_epoch`` of them).
+    The learning-rate decay and ``Batch.progress`` follow ``step / schedule_steps``, so a run
+    can stop part-way through a longer schedule and be exactly that run's prefix: this is how
+    `finalize` repeats a validated run that was best at one point of its schedule.
+
     Example:
         >>> trainer = Trainer(split, variant="fclswgan", params=params, seed=0)
         >>> for _ in range(params.epochs):
@@ -38,7 +43,8 @@ class Trainer:
     """
 
     def __init__(
-        self, split: Split, *, variant: str, params: CommonParams, seed: int = 0, device: str = "auto"
+        self, split: Split, *, variant: str, params: CommonParams, seed: int = 0, device: str = "auto",
+        schedule_steps: int | None = None,
     ) -> None:
         self.variant = get_variant(variant)
         if not isinstance(params, self.variant.params_cls):
@@ -60,7 +66,12 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.gan.generator.parameters(), lr=p.lr_g, betas=(p.beta1, p.beta2))
         self.opt_d = torch.optim.Adam(self.gan.critic_parameters(), lr=p.lr_d, betas=(p.beta1, p.beta2))
         self.classifier = self._pretrain_classifier() if p.cls_weight > 0 else None
+        self.steps_per_epoch = math.ceil(self.train_y.shape[0] / params.batch_size)
+        self.schedule_steps = params.epochs * self.steps_per_epoch if schedule_steps is None else schedule_steps
+        if self.schedule_steps < 0:
+            raise ConfigError(f"schedule_steps={schedule_steps} must be >= 0")
         self.epoch = 0
+        self.step = 0  # generator steps done
         self.history: list[dict[str, float]] = []
 
     def _pretrain_classifier(self) -> torch.nn.Linear:
@@ -79,25 +90,26 @@ class Trainer:
     def _batch(self) -> Batch:
         idx = torch.randperm(self.train_y.shape[0], generator=self.rng, device=self.device)[: self.params.batch_size]
         y = self.train_y[idx]
-        progress = self.epoch / max(self.params.epochs, 1)
+        progress = min(self.step / max(self.schedule_steps, 1), 1.0)
         return Batch(real=self.train_x[idx], y=y, a=self.seen_att[y], att=self.seen_att, rng=self.rng, progress=progress)
 
     def _set_lr(self) -> None:
         factor = 1.0
         if self.params.lr_decay == "linear":  # constant for the first half, then linearly to 0
-            factor = min(1.0, 2.0 * (1.0 - self.epoch / max(self.params.epochs, 1)))
+            factor = min(1.0, 2.0 * (1.0 - self.step / max(self.schedule_steps, 1)))
         for opt, lr in ((self.opt_g, self.params.lr_g), (self.opt_d, self.params.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
 
-    def train_epoch(self) -> dict[str, float]:
-        """One pass: ceil(N / batch) generator steps, each after ``n_critic`` critic steps."""
+    def train_epoch(self, max_steps: int | None = None) -> dict[str, float]:
+        """One pass: ceil(N / batch) generator steps (at most ``max_steps``), each after
+        ``n_critic`` critic steps."""
         p, gan = self.params, self.gan
-        self._set_lr()
         gan.train()
         d_total = g_total = 0.0
-        steps = math.ceil(self.train_y.shape[0] / p.batch_size)
+        steps = self.steps_per_epoch if max_steps is None else max(0, min(max_steps, self.steps_per_epoch))
         for _ in range(steps):
+            self._set_lr()
             gan.generator.requires_grad_(False)
             for _ in range(p.n_critic):
                 batch = self._batch()
@@ -122,8 +134,9 @@ class Trainer:
             for param in self.gan.critic_parameters():
                 param.requires_grad_(True)
             g_total += g_loss.item()
+            self.step += 1
         self.epoch += 1
-        losses = {"loss_d": d_total / max(steps * p.n_critic, 1), "loss_g": g_total / max(steps, 1)}
+        losses = {"step": self.step, "loss_d": d_total / max(steps * p.n_critic, 1), "loss_g": g_total / max(steps, 1)}
         if not all(math.isfinite(v) for v in losses.values()):
             losses["diverged"] = 1.0
         return losses
@@ -142,16 +155,19 @@ class Trainer:
         self.gan.generator.train()
         return out
 
-    def evaluate(self, *, select_epoch: bool = True) -> EvalResult:
+    def evaluate(self, *, select_epoch: bool = True, cls_epochs: int | None = None,
+                 cls_steps: int | None = None) -> EvalResult:
         """GZSL U/S/H, ZSL accuracy and retrieval on the split's own evaluation sets; with
         ``select_epoch=False`` the final classifiers' last epoch is reported (nothing is chosen
-        on those sets)."""
+        on those sets). ``cls_epochs`` overrides ``params.cls_epochs`` and ``cls_steps`` sets the
+        GZSL classifier's length in Adam steps (validated choices, see `evaluate_gzsl`)."""
         from ..eval import evaluate_gzsl
 
         p = self.params
         return evaluate_gzsl(
-            self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device, cls_epochs=p.cls_epochs,
-            select_epoch=select_epoch,
+            self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device,
+            cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs, select_epoch=select_epoch,
+            cls_steps=cls_steps,
         )
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -161,6 +177,8 @@ class Trainer:
             "params": asdict(self.params),
             "seed": self.seed,
             "epoch": self.epoch,
+            "step": self.step,
+            "schedule_steps": self.schedule_steps,
             "history": self.history,
             "gan": self.gan.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -173,6 +191,9 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["variant"] != self.variant.name or state["params"] != asdict(self.params) or state["seed"] != self.seed:
             raise ConfigError("checkpoint was written by a different variant, hyperparameters or seed; start a new run")
+        if state.get("schedule_steps", self.schedule_steps) != self.schedule_steps:
+            raise ConfigError(f"checkpoint was written for a schedule of {state['schedule_steps']} generator steps, "
+                              f"this run has {self.schedule_steps}; start a new run")
         self.gan.load_state_dict(state["gan"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -180,6 +201,7 @@ class Trainer:
         if self.classifier is not None:
             self.classifier.load_state_dict(state["classifier"])
         self.epoch, self.history = state["epoch"], list(state["history"])
+        self.step = state.get("step", self.epoch * self.steps_per_epoch)  # older checkpoints: whole epochs
 
     def save(self, path: str | Path) -> None:
         """Write a checkpoint atomically: a reader never sees a partial file."""
@@ -218,6 +240,7 @@ class TrainResult:
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    steps: int = 0  # generator steps trained
 
 
 def train(
@@ -231,34 +254,48 @@ def train(
     on_epoch: Callable[[Trainer, dict[str, float]], None] | None = None,
     resume: str | Path | None = None,
     select_epoch: bool = True,
+    steps: int | None = None,
+    schedule_steps: int | None = None,
+    cls_epochs: int | None = None,
+    cls_steps: int | None = None,
 ) -> TrainResult:
-    """Train ``params.epochs`` epochs, evaluating every ``eval_every`` epochs and after the last.
+    """Train ``params.epochs`` epochs, evaluating every ``eval_every`` epochs and at the end.
 
     ``on_epoch(trainer, row)`` is called after every epoch with that epoch's losses (and
     metrics when it was evaluated). With ``resume`` the run continues from that checkpoint.
     The reported metrics are those of the LAST epoch: picking the best epoch is a decision
-    and belongs to the validation split (see ``zsl_search.search``). ``select_epoch`` is passed
-    to `Trainer.evaluate` (False: the final classifier's epoch is not chosen either)."""
+    and belongs to the validation split (see ``zsl_search.search``). ``select_epoch``,
+    ``cls_epochs`` and ``cls_steps`` are passed to `Trainer.evaluate` (False: the final
+    classifier's epoch is not chosen either).
+
+    ``steps`` stops after that many generator steps (the last epoch may be partial) of a
+    schedule ``schedule_steps`` long (default: ``params.epochs`` whole epochs): `finalize`
+    repeats a validated run up to the point it was chosen at, on the same schedule."""
     start = time.perf_counter()
-    trainer = Trainer(split, variant=variant, params=params, seed=seed, device=device)
+    trainer = Trainer(split, variant=variant, params=params, seed=seed, device=device, schedule_steps=schedule_steps)
     if resume is not None and Path(resume).exists():
         trainer.load(resume)
+    total = trainer.schedule_steps if steps is None else steps
+    if total < 0:
+        raise ConfigError(f"steps={steps} must be >= 0")
+
+    def evaluate() -> dict[str, float]:
+        return trainer.evaluate(select_epoch=select_epoch, cls_epochs=cls_epochs, cls_steps=cls_steps).as_dict()
+
     metrics: dict[str, float] = {}
-    if params.epochs == 0:
-        metrics = trainer.evaluate(select_epoch=select_epoch).as_dict()
-    while trainer.epoch < params.epochs:
-        row: dict[str, float] = {"epoch": trainer.epoch + 1, **trainer.train_epoch()}
-        if row.get("diverged") or trainer.epoch % eval_every == 0 or trainer.epoch == params.epochs:
-            metrics = trainer.evaluate(select_epoch=select_epoch).as_dict()
+    while trainer.step < total:
+        row: dict[str, float] = {"epoch": trainer.epoch + 1, **trainer.train_epoch(max_steps=total - trainer.step)}
+        if row.get("diverged") or trainer.epoch % eval_every == 0 or trainer.step >= total:
+            metrics = evaluate()
             row.update(metrics)
         trainer.history.append(row)
         if on_epoch is not None:
             on_epoch(trainer, row)
         if row.get("diverged"):
             break
-    if not metrics:  # resumed at the end: nothing left to train
-        metrics = trainer.evaluate(select_epoch=select_epoch).as_dict()
+    if not metrics:  # nothing to train (0 steps, or resumed at the end)
+        metrics = evaluate()
     return TrainResult(
         variant=trainer.variant.name, protocol=split.protocol, epochs=trainer.epoch, metrics=metrics,
-        history=trainer.history, seconds=time.perf_counter() - start,
+        history=trainer.history, seconds=time.perf_counter() - start, steps=trainer.step,
     )
