@@ -73,22 +73,11 @@ def run_run(args: argparse.Namespace) -> int:
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
-    overrides = {} if args.defaults is None else {"dataset": {**_raw_dataset(args.spec), "defaults": args.defaults}}
-    spec = load_spec(args.spec, overrides=overrides)  # every spec error is reported before Ray starts
+    spec = load_spec(args.spec)  # every spec error is reported before Ray starts
+    if args.defaults is not None:
+        spec = spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"defaults": args.defaults})})
     result = run_search(spec, storage=args.storage, name=args.name, max_trials=args.max_trials, address=args.address)
     return print_best(result, top=args.top)
-
-
-def _raw_dataset(path: str) -> dict[str, Any]:
-    """The spec file's ``dataset`` mapping, to override one key of it."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(open(path))
-    except (OSError, yaml.YAMLError):
-        return {}  # load_spec reports it
-    dataset = data.get("dataset") if isinstance(data, dict) else None
-    return dict(dataset) if isinstance(dataset, dict) else {}
 
 
 def run_resume(args: argparse.Namespace) -> int:

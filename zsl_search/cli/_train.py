@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     print(f"{variant.name} on {ds.name} ({args.protocol}): {split.n_seen} seen / {split.n_unseen} unseen classes, "
           f"{split.train_x.shape[0]} training features, {params.epochs} epochs; defaults: "
-          f"{ds.defaults if ds.defaults in variant.dataset_defaults else 'reference (none for ' + ds.defaults + ')'}",
-          file=out, flush=True)
+          f"{variant.defaults_source(ds.defaults)}", file=out, flush=True)
 
     writer = None
     if args.logdir is not None:

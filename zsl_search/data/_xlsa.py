@@ -74,7 +74,6 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
             inconsistent shapes, indices or labels out of range, non-finite features, overlapping splits.
     """
     root = Path(root)
-    given_name, given_defaults = name, defaults  # `name` is reused below
     if not root.is_dir():
         raise DataError(f"{root}: dataset directory not found; pass the folder holding res101.mat and att_splits.mat")
     feat_path = root / features
@@ -119,10 +118,10 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
                         f"fix or regenerate the file")
 
     locs: dict[str, np.ndarray] = {}
-    for name in REQUIRED_LOCS + OPTIONAL_LOCS:
-        key = f"{name}_loc"
+    for loc_name in REQUIRED_LOCS + OPTIONAL_LOCS:
+        key = f"{loc_name}_loc"
         if key not in split_mat:
-            if name in REQUIRED_LOCS:
+            if loc_name in REQUIRED_LOCS:
                 _require(split_mat, key, split_path)
             continue
         loc = _int_vector(_vector(split_mat[key], key, split_path), key, split_path)
@@ -133,7 +132,7 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
                             f"has {n} images; indices must be 1-based in 1..{n}")
         if np.unique(loc).size != loc.size:
             raise DataError(f"{split_path}: key '{key}' lists some images twice; remove the duplicates")
-        locs[name] = loc - 1
+        locs[loc_name] = loc - 1
     if ("train" in locs) != ("val" in locs):
         missing = "val_loc" if "train" in locs else "train_loc"
         raise DataError(f"{split_path}: key '{missing}' missing while its partner is present; provide both or neither")
@@ -148,10 +147,10 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
     if names is not None and len(names) != n_classes:
         names = None  # a names list that does not match the classes is useless, not fatal
     ident = read_identity(root)
-    ds_name = (given_name or ident.get("name") or root.resolve().name).upper()
+    ds_name = (name or ident.get("name") or root.resolve().name).upper()
     return XlsaDataset(name=ds_name, root=root, features=features_nd, labels=labels - 1, att=att, locs=locs,
                        class_names=names, semantics=sem_path.name,
-                       defaults=(given_defaults or ident.get("defaults") or ds_name).upper())
+                       defaults=(defaults or ident.get("defaults") or ds_name).upper())
 
 
 def read_identity(root: str | Path) -> dict[str, str]:

@@ -118,7 +118,7 @@ def evaluate_gzsl(
         An :class:`EvalResult`.
 
     Raises:
-        ConfigError: ``syn_num``, ``cls_epochs``, ``cls_batch`` or ``k`` is not positive.
+        ConfigError: ``syn_num``, ``cls_epochs``, ``cls_batch``, ``k`` or ``cls_steps`` is not positive.
         ValueError: ``generate`` returns the wrong shape.
     """
     if syn_num < 1:
@@ -129,6 +129,8 @@ def evaluate_gzsl(
         raise ConfigError(f"evaluate_gzsl: cls_batch={cls_batch}; set cls_batch to a positive integer or unset it")
     if k < 1:
         raise ConfigError(f"evaluate_gzsl: k={k}; set the eval k to a positive integer such as 50")
+    if cls_steps is not None and cls_steps < 1:
+        raise ConfigError(f"evaluate_gzsl: cls_steps={cls_steps}; set it to a positive integer or leave it unset")
     device = torch.device(device)
     batch = syn_num if cls_batch is None else cls_batch
     n_seen, n_unseen, n_classes = split.n_seen, split.n_unseen, split.n_classes
@@ -146,8 +148,6 @@ def evaluate_gzsl(
     if not bool(torch.isfinite(syn_x).all()):
         # A diverged generator: NaN would make argmax and the ranking return arbitrary, non-zero scores.
         return EvalResult(U=0.0, S=0.0, H=0.0, zsl_acc=0.0, retrieval_map=0.0, precision_at_k=0.0, cls_epoch=0)
-    if cls_steps is not None and cls_steps < 1:
-        raise ConfigError(f"evaluate_gzsl: cls_steps={cls_steps}; set it to a positive integer or leave it unset")
     syn_y = torch.arange(n_seen, n_classes, device=device).repeat_interleave(syn_num)  # (n_unseen * syn_num,)
 
     # GZSL: keep U, S, H of the epoch with the best H; strict ">" keeps the earliest on ties.

@@ -116,6 +116,12 @@ class Variant:
         values.update(self.dataset_defaults.get((dataset or "").upper(), {}))
         return values
 
+    def defaults_source(self, dataset: str | None) -> str:
+        """Whose values `defaults` uses: ``dataset`` (upper-cased) when this variant has
+        per-dataset defaults for it, else ``"reference"``; for telling the user."""
+        key = (dataset or "").upper()
+        return key if key in self.dataset_defaults else "reference"
+
     def make_params(self, overrides: Mapping[str, Any] | None = None, *, dataset: str | None = None) -> CommonParams:
         """Defaults for ``dataset`` updated with ``overrides``; values are coerced to the field
         types (so ``"1e-4"`` from the command line works). Raises `ConfigError` on unknown names."""

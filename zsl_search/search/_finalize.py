@@ -51,10 +51,10 @@ def _final_run(*, source: Any, search: str, cache_dir: str, variant: str, params
     return {**result.metrics, "steps": result.steps}
 
 
-def _finalists(rows: list[dict[str, Any]], *, search: str, top_k: int) -> list[dict[str, Any]]:
+def _finalists(rows: list[dict[str, Any]], *, spec: Any, search: str, top_k: int) -> list[dict[str, Any]]:
     from ..errors import ConfigError
 
-    if any(r.get("selected_on_test") for r in rows):
+    if spec.select_on_test or any(r.get("selected_on_test") for r in rows):
         raise ConfigError(f"search {search!r} selected its hyperparameters on the test split (select_on_test); "
                           "finalize reports only validation-selected searches: run it with protocol: validation")
     chosen = [r for r in rows if r["status"] in FINALIZABLE][:top_k]
@@ -89,10 +89,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be >= 1")
     spec = load_saved_spec(storage, search)
-    if spec.select_on_test:
-        raise ConfigError(f"search {search!r} selected its hyperparameters on the test split (select_on_test); "
-                          "finalize reports only validation-selected searches: run it with protocol: validation")
-    rows = _finalists(read_rows(storage, search), search=search, top_k=top_k)
+    rows = _finalists(read_rows(storage, search), spec=spec, search=search, top_k=top_k)
     _init_ray(address)
     source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol="test",
                         preprocess=spec.dataset.preprocess, seed=spec.seed, defaults=spec.dataset.defaults)

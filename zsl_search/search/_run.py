@@ -251,8 +251,7 @@ def _defaults_line(spec: SearchSpec, defaults: str) -> str:
 
     used: dict[str, list[str]] = {}
     for variant in spec.variants:
-        key = defaults if defaults in get_variant(variant).dataset_defaults else "reference"
-        used.setdefault(key, []).append(variant)
+        used.setdefault(get_variant(variant).defaults_source(defaults), []).append(variant)
     return "defaults: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in used.items())
 
 

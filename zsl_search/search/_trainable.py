@@ -90,11 +90,8 @@ def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any,
                 tune.report(metrics)
 
     while trainers[0].step < trainers[0].schedule_steps:
-        for trainer in trainers:  # same loop as `zsl_search.train.train`, one epoch per fold
-            row: dict[str, Any] = {"epoch": trainer.epoch + 1, **trainer.train_epoch()}
-            if row.get("diverged") or trainer.epoch % spec.eval_every == 0 or trainer.step >= trainer.schedule_steps:
-                row.update(trainer.evaluate().as_dict())
-            trainer.history.append(row)
+        for trainer in trainers:  # one epoch per fold
+            trainer.fit_epoch(eval_every=spec.eval_every)
         report()
         if any(t.history[-1].get("diverged") for t in trainers):
             break

@@ -141,6 +141,20 @@ class Trainer:
             losses["diverged"] = 1.0
         return losses
 
+    def fit_epoch(self, *, until: int | None = None, eval_every: int = 1,
+                  **evaluate: Any) -> tuple[dict[str, float], dict[str, float] | None]:
+        """One epoch (stopping at generator step ``until``, default the schedule's end), scored
+        with `evaluate` (``**evaluate`` passed on) when it is an ``eval_every``-th epoch, the
+        last one or a diverged one, and appended to ``history``. Returns (row, metrics or None)."""
+        until = self.schedule_steps if until is None else until
+        row: dict[str, float] = {"epoch": self.epoch + 1, **self.train_epoch(max_steps=until - self.step)}
+        metrics = None
+        if row.get("diverged") or self.epoch % eval_every == 0 or self.step >= until:
+            metrics = self.evaluate(**evaluate).as_dict()
+            row.update(metrics)
+        self.history.append(row)
+        return row, metrics
+
     @torch.no_grad()
     def generate(self, att: torch.Tensor, n: int, *, seed: int | None = None) -> torch.Tensor:
         """``n`` synthetic features per row of ``att`` (K, A), class-major: (K * n, D).
@@ -279,22 +293,16 @@ def train(
     if total < 0:
         raise ConfigError(f"steps={steps} must be >= 0")
 
-    def evaluate() -> dict[str, float]:
-        return trainer.evaluate(select_epoch=select_epoch, cls_epochs=cls_epochs, cls_steps=cls_steps).as_dict()
-
-    metrics: dict[str, float] = {}
+    choice = {"select_epoch": select_epoch, "cls_epochs": cls_epochs, "cls_steps": cls_steps}
+    metrics: dict[str, float] | None = None
     while trainer.step < total:
-        row: dict[str, float] = {"epoch": trainer.epoch + 1, **trainer.train_epoch(max_steps=total - trainer.step)}
-        if row.get("diverged") or trainer.epoch % eval_every == 0 or trainer.step >= total:
-            metrics = evaluate()
-            row.update(metrics)
-        trainer.history.append(row)
+        row, metrics = trainer.fit_epoch(until=total, eval_every=eval_every, **choice)
         if on_epoch is not None:
             on_epoch(trainer, row)
         if row.get("diverged"):
             break
-    if not metrics:  # nothing to train (0 steps, or resumed at the end)
-        metrics = evaluate()
+    if metrics is None:  # nothing to train (0 steps, or resumed at the end)
+        metrics = trainer.evaluate(**choice).as_dict()
     return TrainResult(
         variant=trainer.variant.name, protocol=split.protocol, epochs=trainer.epoch, metrics=metrics,
         history=trainer.history, seconds=time.perf_counter() - start, steps=trainer.step,
