@@ -27,7 +27,7 @@ def default_baselines(spec) -> dict[str, float]:
     from zsl_search.store import DataSource, load_split
     from zsl_search.train import train
 
-    source = DataSource(path=spec.dataset.path, protocol=spec.protocol, seed=spec.seed)
+    source = DataSource.from_spec(spec)
     split = load_split(source, cache_dir=settings.cache_dir())
     out = {}
     for name in spec.variants:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     storage = args.storage or tempfile.mkdtemp(prefix="bench-quickstart-")
 
     start = time.perf_counter()
-    result = run_search(spec, storage=storage, progress=False)
+    result = run_search(spec.override({"storage": storage}), progress=False)
     search_seconds = time.perf_counter() - start
     best = result.rows[0]
     start = time.perf_counter()

@@ -75,11 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.real: {args.data}/res101.mat not found; pass --data", file=sys.stderr)
         return 2
     storage = args.storage or tempfile.mkdtemp(prefix="zsl-bench-real-")
-    spec = load_spec(args.spec)
-    spec = spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"path": args.data}),
-                                   **({} if args.folds is None else {"folds": args.folds})})
+    spec = load_spec(args.spec).override({"dataset.path": args.data, "folds": args.folds, "storage": storage,
+                                          "name": "pf60-bench", "budget.trials": args.trials})
     t0 = time.perf_counter()
-    result = run_search(spec, storage=storage, name="pf60-bench", max_trials=args.trials, progress=False)
+    result = run_search(spec, progress=False)
     search_s = time.perf_counter() - t0
     print(f"search: {len(result.rows)} trials in {search_s:.0f} s ({result.ending}); best validation H "
           f"{result.rows[0]['H']:.3f} ({result.rows[0]['variant']})", flush=True)

@@ -1,6 +1,6 @@
 """A GAN variant that lives outside the package, loaded through ``ZSL_SEARCH_PLUGINS``: the
-f-CLSWGAN networks with fault knobs, so a test can make a trial raise, diverge or stall on cue.
-With its defaults it is an ordinary variant."""
+f-CLSWGAN networks and losses (`zsl_search.models.base.WGANGP`) with fault knobs, so a test can
+make a trial raise, diverge or stall on cue. With its defaults it is an ordinary variant."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zsl_search.models import Batch, Variant, register
-from zsl_search.models.fclswgan import WGAN
-from zsl_search.models.fclswgan import Params as WGANParams
+from zsl_search.models.base import WGANGP, Batch, Variant, WGANParams, register
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,7 @@ class Params(WGANParams):
     stall_s: float = 0.0  # sleep this long before the first epoch
 
 
-class Fragile(WGAN):
+class Fragile(WGANGP):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         time.sleep(self.params.stall_s)

@@ -82,7 +82,7 @@ def main(storage: str) -> None:
         print(json.dumps({
             "reports": reports(temp_dir),
             "stores_before": seen.get("stores_before", []),
-            "stores_after": result.stores,
+            "stores_after": result.feature_stores,
             "lost": seen.get("lost"),
             "nodes": {w.node_id: ("gpu" if i == 0 else "cpu") for i, w in enumerate(workers)},
             "ending": result.ending,

@@ -104,8 +104,11 @@ def test_validation_protocol(demo):
     assert s.train_y.max() < 22 and s.seen_y.max() < 22 and s.unseen_y.min() == 22 and s.unseen_y.max() == 29
 
 
-def test_val_fraction_keeps_one(demo):
-    s = make_split(demo, "validation", val_fraction=0.01)
+def test_a_tiny_hold_out_share_still_keeps_one_image_per_class(demo, monkeypatch):
+    from zsl_search.data import _protocol
+
+    monkeypatch.setattr(_protocol, "VAL_SEEN_FRACTION", 0.01)
+    s = make_split(demo, "validation")
     assert torch.unique(s.seen_y).numel() == s.n_seen  # at least one held-out image per class
 
 
@@ -160,10 +163,9 @@ def test_minmax_fitted_on_train_only(demo):
     assert v.train_x.max() == 1 and v.seen_x.max() != 1  # statistics come from train_x only
 
 
-def test_l2_none_and_att_norm(demo):
-    s = make_split(demo, "test", preprocess="l2", att_norm=True)
+def test_l2_and_none_preprocessing(demo):
+    s = make_split(demo, "test", preprocess="l2")
     assert torch.allclose(s.train_x.norm(dim=1), torch.ones(1), atol=1e-5)
-    assert torch.allclose(s.att.norm(dim=1), torch.ones(1), atol=1e-5)
     n = make_split(demo, "test", preprocess="none")
     assert np.array_equal(n.unseen_x.numpy(), demo.features[demo.locs["test_unseen"]])
 

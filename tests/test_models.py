@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from _variants import BUILT_IN, contract_variants
 
 from zsl_search.errors import ConfigError
-from zsl_search.models import Batch, Categorical, Float, Int, get_variant, variant_names
+from zsl_search.models import Batch, Categorical, Float, Int, get_variant, searched_names, variant_names
+from zsl_search.models.base import COMMON_SPACE
 
-VARIANTS = ["cgan", "cosgan", "fclswgan", "filmwgan", "zswgan"]
+VARIANTS = contract_variants()  # at collection: the registry, the sixth (plugin) variant included
 
 
-def test_registry_lists_the_five_variants() -> None:
-    assert variant_names() == VARIANTS
+def test_registry_lists_the_built_in_variants_and_the_plugin() -> None:
+    assert {*BUILT_IN, "hingegan"} <= set(variant_names())
 
 
 def test_unknown_variant_lists_valid_names() -> None:
-    with pytest.raises(ConfigError, match="unknown variant 'nope'.*cgan, cosgan, fclswgan, filmwgan, zswgan"):
+    valid = ", ".join(variant_names())
+    with pytest.raises(ConfigError, match=re.escape(f"unknown variant 'nope'; valid variants: {valid}")):
         get_variant("nope")
+
+
+def test_a_plugin_variant_is_listed_by_the_cli() -> None:
+    """The sixth variant is one module on the path, named in ZSL_SEARCH_PLUGINS: nothing else."""
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "ZSL_SEARCH_PLUGINS": "_sixth_variant",
+           "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)}
+    r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "variants"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert {*BUILT_IN, "hingegan"} <= {line.split()[0] for line in r.stdout.splitlines()}
 
 
 def test_params_coerce_strings_and_reject_unknown_names() -> None:
@@ -32,6 +52,13 @@ def test_params_coerce_strings_and_reject_unknown_names() -> None:
         v.make_params({"hidden": "wide"})
     with pytest.raises(ConfigError, match="'n_critic': 1.5 is not a valid int"):
         v.make_params({"n_critic": 1.5})
+
+
+def test_searched_names_put_what_every_variant_searches_first() -> None:
+    """The leaderboard orders its key params by this: the shared dimensions, then the rest."""
+    names = searched_names()
+    assert names[: len(COMMON_SPACE)] == list(COMMON_SPACE)
+    assert set(names) == {k for v in variant_names() for k in get_variant(v).space}
 
 
 def test_per_dataset_reference_defaults() -> None:

@@ -69,6 +69,8 @@ BAD = [
     ({"scheduler": "pbt"}, "scheduler: Input should be 'asha' or 'fifo'"),
     ({"protocol": "test"}, "protocol: 'test' chooses hyperparameters, epochs and classifier epochs on the TEST split"),
     ({"select_on_test": True}, "select_on_test: true needs protocol: test"),
+    ({"storage": "s3://"}, "storage: s3://: invalid bucket name ''"),
+    ({"storage": "gs://bucket/zsl"}, "storage: gs://bucket/zsl: unsupported storage scheme 'gs'"),
 ]
 
 

@@ -73,10 +73,11 @@ def run_run(args: argparse.Namespace) -> int:
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
-    spec = load_spec(args.spec)  # every spec error is reported before Ray starts
-    if args.defaults is not None:
-        spec = spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"defaults": args.defaults})})
-    result = run_search(spec, storage=args.storage, name=args.name, max_trials=args.max_trials, address=args.address)
+    # Every spec error, the flags' included, is reported before Ray starts.
+    spec = load_spec(args.spec).override({"storage": args.storage, "name": args.name,
+                                          "budget.trials": args.max_trials, "dataset.defaults": args.defaults},
+                                         source=f"{args.spec} with its command-line flags")
+    result = run_search(spec, address=args.address)
     return print_best(result, top=args.top)
 
 

@@ -14,6 +14,9 @@ from ._xlsa import XlsaDataset
 
 PROTOCOLS = ("validation", "test")
 PREPROCESSING = ("minmax", "l2", "none")
+# Share of each train class's trainval images held out as validation-seen (at least one, and
+# never all): xlsa17's test_seen is about a fifth of the seen images, so validation matches it.
+VAL_SEEN_FRACTION = 0.2
 _TENSORS = ("train_x", "train_y", "seen_x", "seen_y", "unseen_x", "unseen_y", "att", "seen_classes", "unseen_classes")
 
 
@@ -99,38 +102,33 @@ class Split:
         }
 
 
-def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, val_fraction: float = 0.2,
-               preprocess: str = "minmax", att_norm: bool = False, fold: int = 0) -> Split:
+def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, preprocess: str = "minmax",
+               fold: int = 0) -> Split:
     """Build the train/evaluation split.
 
     "test": train on trainval, evaluate on test_seen and test_unseen.
     "validation": uses only trainval images. Train classes are those of train_loc ∩ trainval, val classes
-    those of val_loc ∩ trainval; a seeded `val_fraction` of each train class's trainval images is held out
+    those of val_loc ∩ trainval; a seeded `VAL_SEEN_FRACTION` of each train class's trainval images is held out
     as validation-seen, the val classes' trainval images are validation-unseen. No test row is read.
 
     Args:
         ds: the loaded dataset.
         protocol: "validation" or "test".
         seed: seeds the validation-seen hold-out (np.random.default_rng).
-        val_fraction: share of each train class held out as validation-seen (at least 1 image when
-            the class has 2 or more).
         preprocess: "minmax" (fitted on train_x only, as sklearn MinMaxScaler), "l2" (rows) or "none".
-        att_norm: re-L2-normalise the attribute rows.
         fold: "validation" only. 0 is the dataset's own train/val classes; fold k >= 1 holds out
             the k-th seeded group of as many train classes instead (the val classes train), so
             several folds give several disjoint sets of validation-unseen classes (`max_folds`).
     Returns:
         The Split.
     Raises:
-        ConfigError: unknown protocol/preprocess or bad val_fraction.
+        ConfigError: unknown protocol or preprocess, or a fold the dataset cannot make.
         DataError: the dataset cannot support the protocol (no train/val locs, overlapping classes).
     """
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol={protocol!r} is unknown; use one of {PROTOCOLS}")
     if preprocess not in PREPROCESSING:
         raise ConfigError(f"preprocess={preprocess!r} is unknown; use one of {PREPROCESSING}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"val_fraction={val_fraction!r} must be in (0, 1)")
     src = f"{ds.root}/{ds.semantics}"
     if protocol == "test":
         train_idx, seen_idx, unseen_idx = ds.locs["trainval"], ds.locs["test_seen"], ds.locs["test_unseen"]
@@ -144,7 +142,7 @@ def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, 
             raise DataError(f"{src}: key 'test_seen_loc' has {stray.size} classes with no trainval image; "
                             f"test_seen must only hold seen classes")
     else:
-        train_idx, seen_idx, unseen_idx, seen_cls, unseen_cls = _validation_rows(ds, seed, val_fraction, src, fold)
+        train_idx, seen_idx, unseen_idx, seen_cls, unseen_cls = _validation_rows(ds, seed, src, fold)
 
     lut = np.full(ds.n_classes, -1, dtype=np.int64)
     lut[seen_cls] = np.arange(seen_cls.size)
@@ -153,8 +151,6 @@ def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, 
     train_x, seen_x, unseen_x = (ds.features[i] for i in (train_idx, seen_idx, unseen_idx))  # (n, D) copies
     train_x, seen_x, unseen_x = _preprocess(train_x, seen_x, unseen_x, preprocess)
     att = ds.att[np.concatenate([seen_cls, unseen_cls])].astype(np.float32)  # (n_classes, A)
-    if att_norm:
-        att = att / np.maximum(np.linalg.norm(att, axis=1, keepdims=True), 1e-12)
     t = torch.from_numpy
     return Split(
         dataset=ds.name, protocol=protocol, defaults=ds.defaults or ds.name,
@@ -166,10 +162,10 @@ def make_split(ds: XlsaDataset, protocol: str = "validation", *, seed: int = 0, 
     )
 
 
-def validation_rows(ds: XlsaDataset, *, seed: int = 0, val_fraction: float = 0.2) -> dict[str, np.ndarray]:
+def validation_rows(ds: XlsaDataset, *, seed: int = 0) -> dict[str, np.ndarray]:
     """The 0-based image rows the validation protocol reads: train, seen (held out) and unseen."""
     src = f"{ds.root}/{ds.semantics}"
-    tr, se, un, _, _ = _validation_rows(ds, seed, val_fraction, src)
+    tr, se, un, _, _ = _validation_rows(ds, seed, src)
     return {"train": tr, "seen": se, "unseen": un}
 
 
@@ -197,7 +193,7 @@ def _train_val_classes(ds: XlsaDataset, src: str) -> tuple[np.ndarray, np.ndarra
     return train_cls, val_cls
 
 
-def _validation_rows(ds: XlsaDataset, seed: int, val_fraction: float, src: str, fold: int = 0) -> tuple[np.ndarray, ...]:
+def _validation_rows(ds: XlsaDataset, seed: int, src: str, fold: int = 0) -> tuple[np.ndarray, ...]:
     train_cls, val_cls = _train_val_classes(ds, src)
     if fold:
         groups = train_cls.size // val_cls.size
@@ -219,7 +215,7 @@ def _validation_rows(ds: XlsaDataset, seed: int, val_fraction: float, src: str, 
             raise DataError(f"{src}: train class {int(c) + 1} has {rows.size} trainval image(s), so none can be held "
                             f"out as validation-seen; every train class needs at least 2 (move it to val_loc or "
                             f"add images)")
-        n_held = min(max(int(round(val_fraction * rows.size)), 1), rows.size - 1)
+        n_held = min(max(int(round(VAL_SEEN_FRACTION * rows.size)), 1), rows.size - 1)
         perm = rng.permutation(rows.size)
         held_parts.append(np.sort(rows[perm[:n_held]]))
         train_parts.append(np.sort(rows[perm[n_held:]]))

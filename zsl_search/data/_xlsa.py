@@ -49,10 +49,6 @@ class XlsaDataset:
     defaults: str = ""
 
     @property
-    def n_images(self) -> int:
-        return int(self.features.shape[0])
-
-    @property
     def n_classes(self) -> int:
         return int(self.att.shape[0])
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the data layer is only needed for the type hint
 
 # Evaluation forward passes are cheap (one matmul); big batches keep the Python loop short.
 _EVAL_BATCH = 8192
+_CLS_LR, _CLS_BETA1 = 1e-3, 0.5  # the reference final classifier's Adam settings
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,6 @@ def evaluate_gzsl(
     seed: int = 0,
     device: torch.device | str = "cpu",
     cls_epochs: int = 25,
-    cls_lr: float = 1e-3,
-    cls_beta1: float = 0.5,
-    cls_batch: int | None = None,
     k: int = 50,
     select_epoch: bool = True,
     cls_steps: int | None = None,
@@ -103,9 +101,6 @@ def evaluate_gzsl(
         seed: seed of both classifiers (init and shuffling).
         device: where the classifiers train and predict; split tensors are moved there.
         cls_epochs: epochs of each classifier.
-        cls_lr: classifier Adam learning rate.
-        cls_beta1: classifier Adam beta1.
-        cls_batch: classifier batch size; ``None`` means ``syn_num`` (as the reference).
         k: cut-off for precision@k (capped at the number of unseen images).
         select_epoch: True (the reference protocol): report the classifiers' best epoch on the
             split's evaluation sets. False: report their last epoch, choosing nothing on those
@@ -118,21 +113,19 @@ def evaluate_gzsl(
         An :class:`EvalResult`.
 
     Raises:
-        ConfigError: ``syn_num``, ``cls_epochs``, ``cls_batch``, ``k`` or ``cls_steps`` is not positive.
+        ConfigError: ``syn_num``, ``cls_epochs``, ``k`` or ``cls_steps`` is not positive.
         ValueError: ``generate`` returns the wrong shape.
     """
     if syn_num < 1:
         raise ConfigError(f"evaluate_gzsl: syn_num={syn_num}; set syn_num to a positive integer such as 300")
     if cls_epochs < 1:
         raise ConfigError(f"evaluate_gzsl: cls_epochs={cls_epochs}; set cls_epochs to a positive integer, e.g. 25")
-    if cls_batch is not None and cls_batch < 1:
-        raise ConfigError(f"evaluate_gzsl: cls_batch={cls_batch}; set cls_batch to a positive integer or unset it")
     if k < 1:
         raise ConfigError(f"evaluate_gzsl: k={k}; set the eval k to a positive integer such as 50")
     if cls_steps is not None and cls_steps < 1:
         raise ConfigError(f"evaluate_gzsl: cls_steps={cls_steps}; set it to a positive integer or leave it unset")
     device = torch.device(device)
-    batch = syn_num if cls_batch is None else cls_batch
+    batch = syn_num  # the reference code's classifier batch
     n_seen, n_unseen, n_classes = split.n_seen, split.n_unseen, split.n_classes
     train_x, train_y = split.train_x.to(device), split.train_y.to(device)  # (N_tr, D), (N_tr,)
     seen_x, seen_y = split.seen_x.to(device), split.seen_y.to(device)  # (N_s, D), (N_s,)
@@ -166,7 +159,7 @@ def evaluate_gzsl(
     fit_softmax(
         torch.cat([train_x.float(), syn_x]), torch.cat([train_y.long(), syn_y]), n_classes,
         epochs=cls_epochs if cls_steps is None else -(-cls_steps // steps_per_epoch), max_steps=cls_steps,
-        batch_size=batch, lr=cls_lr, beta1=cls_beta1, seed=seed, device=device,
+        batch_size=batch, lr=_CLS_LR, beta1=_CLS_BETA1, seed=seed, device=device,
         on_epoch=gzsl_epoch,
     )
 
@@ -180,7 +173,7 @@ def evaluate_gzsl(
 
     fit_softmax(
         syn_x, syn_y - n_seen, n_unseen,
-        epochs=cls_epochs, batch_size=batch, lr=cls_lr, beta1=cls_beta1, seed=seed, device=device,
+        epochs=cls_epochs, batch_size=batch, lr=_CLS_LR, beta1=_CLS_BETA1, seed=seed, device=device,
         on_epoch=zsl_epoch,
     )
 

@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from ._errors import LeaderboardError, SearchNotFound
+from ..errors import LeaderboardError, SearchNotFound
 from ._format import FORMATS, format_rows
 from ._plot import plot_search
 from ._rank import pareto_flags, rank_rows

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from ._errors import LeaderboardError
+from ..errors import LeaderboardError
 
 __all__ = ["FORMATS", "format_rows", "to_csv", "to_json", "to_markdown", "to_text"]
 
@@ -89,8 +89,13 @@ def to_json(rows: Sequence[Row]) -> str:
     return json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2, allow_nan=False) + "\n"
 
 
-_KEY_ORDER = ("lr_g", "lr_d", "cls_weight", "gp_lambda", "n_critic", "film_depth", "lambda1", "lambda2",
-              "attr_weight", "project_att", "syn_num", "nz", "hidden", "batch_size", "beta1")
+def _key_order() -> list[str]:
+    """The hyperparameters the registered variants search, those most variants share first
+    (`zsl_search.models.searched_names`). Imported here, not at the top: only rendering key
+    params needs the variants (and torch)."""
+    from ..models import searched_names
+
+    return searched_names()
 
 
 def _short(value: Any) -> str:
@@ -113,7 +118,8 @@ def _key_params(rows: Sequence[Row]) -> list[str]:
     what tells the rows apart); with one row or no differences, its first few."""
     configs = [_params(r) for r in rows]
     # The dimensions the variants' search spaces tune first, then the rest alphabetically.
-    names = sorted({n for c in configs for n in c}, key=lambda n: (_KEY_ORDER.index(n) if n in _KEY_ORDER else len(_KEY_ORDER), n))
+    order = _key_order()
+    names = sorted({n for c in configs for n in c}, key=lambda n: (order.index(n) if n in order else len(order), n))
     varying = [n for n in names if len({json.dumps(c.get(n)) for c in configs}) > 1] or names
     out = []
     for c in configs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import LeaderboardError
+from ..errors import LeaderboardError
 
 __all__ = ["INDEX_PREFIX", "check_search", "index_key", "leaderboard_key"]
 

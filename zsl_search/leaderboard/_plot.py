@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import LeaderboardError
+from ..errors import LeaderboardError
 from ._reader import read_rows
 
 __all__ = ["plot_search"]

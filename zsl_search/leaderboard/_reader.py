@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StorageError
-from ..storage import Storage, StorageNotFound, open_storage
-from ._errors import LeaderboardError, SearchNotFound
+from ..errors import LeaderboardError, SearchNotFound, StorageError, StorageNotFound
+from ..storage import Storage, open_storage
 from ._keys import INDEX_PREFIX, check_search, leaderboard_key
 from ._schema import table_to_rows
 
@@ -17,22 +16,22 @@ if TYPE_CHECKING:
 __all__ = ["read_leaderboard", "read_rows", "list_searches", "load_table", "search_names"]
 
 
-def search_names(store: Storage) -> list[str]:
-    """Names of the searches indexed under ``store`` (sorted)."""
-    return sorted(k[len(INDEX_PREFIX):-len(".json")] for k in store.list(INDEX_PREFIX) if k.endswith(".json"))
+def search_names(results: Storage) -> list[str]:
+    """Names of the searches indexed under ``results`` (sorted)."""
+    return sorted(k[len(INDEX_PREFIX):-len(".json")] for k in results.list(INDEX_PREFIX) if k.endswith(".json"))
 
 
-def _not_found(store: Storage, search: str) -> SearchNotFound:
+def _not_found(results: Storage, search: str) -> SearchNotFound:
     try:
-        names = search_names(store)
+        names = search_names(results)
         there = f"searches there: {', '.join(names)}" if names else "no searches there yet; check the storage URI"
     except StorageError:
         there = "the index could not be listed either; check the storage URI"
-    return SearchNotFound(f"no search {search!r} under {store.uri}; {there}")
+    return SearchNotFound(f"no search {search!r} under {results.uri}; {there}")
 
 
-def load_table(store: Storage, search: str) -> pa.Table | None:
-    """The leaderboard table of ``search`` in ``store``, or None if it has none yet.
+def load_table(results: Storage, search: str) -> pa.Table | None:
+    """The leaderboard table of ``search`` in ``results``, or None if it has none yet.
 
     Raises:
         StorageError: the storage cannot be read.
@@ -43,7 +42,7 @@ def load_table(store: Storage, search: str) -> pa.Table | None:
 
     key = leaderboard_key(check_search(search), "parquet")
     try:
-        data = store.read_bytes(key)
+        data = results.read_bytes(key)
     except StorageNotFound:
         return None
     try:
@@ -53,7 +52,7 @@ def load_table(store: Storage, search: str) -> pa.Table | None:
         return pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
     except (pa.ArrowException, OSError) as e:
         raise LeaderboardError(
-            f"{store.join(key)}: not a readable Parquet leaderboard ({type(e).__name__}); delete it and "
+            f"{results.join(key)}: not a readable Parquet leaderboard ({type(e).__name__}); delete it and "
             "rewrite the search's results, or restore it from the .csv beside it"
         ) from e
 
@@ -70,10 +69,10 @@ def read_leaderboard(storage_uri: str, search: str) -> pa.Table:
         StorageError: the storage cannot be read.
         LeaderboardError: the search name is invalid or the stored file is unreadable.
     """
-    store = open_storage(storage_uri)
-    table = load_table(store, search)
+    results = open_storage(storage_uri)
+    table = load_table(results, search)
     if table is None:
-        raise _not_found(store, search)
+        raise _not_found(results, search)
     return table
 
 
@@ -96,16 +95,16 @@ def list_searches(storage_uri: str) -> list[dict[str, Any]]:
         StorageError: the storage cannot be read.
         LeaderboardError: an index entry is corrupt (the message names it).
     """
-    store = open_storage(storage_uri)
+    results = open_storage(storage_uri)
     entries = []
-    for name in search_names(store):
+    for name in search_names(results):
         key = f"{INDEX_PREFIX}{name}.json"
         try:
-            entries.append(json.loads(store.read_bytes(key)))
+            entries.append(json.loads(results.read_bytes(key)))
         except StorageNotFound:
             continue  # deleted between list and read
         except ValueError as e:
             raise LeaderboardError(
-                f"{store.join(key)}: corrupt index entry ({e}); delete it, the next write of search {name!r} recreates it"
+                f"{results.join(key)}: corrupt index entry ({e}); delete it, the next write of search {name!r} recreates it"
             ) from e
     return entries

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ._errors import LeaderboardError
+from ..errors import LeaderboardError
 from ._rank import rank_rows
 
 if TYPE_CHECKING:

@@ -1,8 +1,7 @@
 """The local spool: the full row set of a search whose last leaderboard upload failed.
 
-Layout: ``settings.spool_dir()/<sha256(storage uri)[:16]>/<search>/rows.json`` plus a
-``pending`` marker holding the storage URI (for humans; ``rows.json`` is the truth, so a
-crash between the two writes loses nothing). Both are replaced atomically (temp file + rename).
+Layout: ``settings.spool_dir()/<sha256(storage uri)[:16]>/<search>/rows.json``, holding the
+storage URI, the search and its rows; replaced atomically (temp file + rename).
 One process per search writes its spool; different searches never share a file.
 """
 
@@ -17,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings
-from ._errors import LeaderboardError
+from ..errors import LeaderboardError
 from ._schema import normalize_row, record_to_json
 
 __all__ = ["spool_path", "save", "load", "clear", "pending"]
 
 _ROWS = "rows.json"
-_MARKER = "pending"
 
 
 def spool_path(storage_uri: str, search: str) -> Path:
@@ -57,7 +55,6 @@ def save(storage_uri: str, search: str, records: Iterable[Mapping[str, Any]]) ->
     payload = {"storage_uri": storage_uri, "search": search, "rows": [record_to_json(r) for r in records]}
     try:
         _atomic_write(where / _ROWS, json.dumps(payload))
-        _atomic_write(where / _MARKER, storage_uri + "\n")
     except OSError as e:
         raise LeaderboardError(
             f"search {search!r}: cannot spool rows to {where} ({e.strerror}); free space or set "
@@ -89,10 +86,9 @@ def load(storage_uri: str, search: str) -> list[dict[str, Any]] | None:
 
 
 def clear(storage_uri: str, search: str) -> None:
-    """Forget the spool of ``search`` after a successful upload (rows first: it is the truth)."""
+    """Forget the spool of ``search`` after a successful upload."""
     where = spool_path(storage_uri, search)
     (where / _ROWS).unlink(missing_ok=True)
-    (where / _MARKER).unlink(missing_ok=True)
     try:
         where.rmdir()
         where.parent.rmdir()

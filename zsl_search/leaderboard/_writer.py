@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import StorageError
+from ..errors import LeaderboardError, StorageError
 from ..storage import Storage, open_storage
 from . import _spool
-from ._errors import LeaderboardError
 from ._format import to_csv, to_markdown
 from ._keys import check_search, index_key, leaderboard_key
 from ._reader import _not_found, load_table
@@ -43,12 +42,12 @@ def _merge(*sources: Iterable[Mapping[str, Any]]) -> dict[str, Record]:
     return merged
 
 
-def _remote_records(store: Storage, search: str) -> list[Record]:
-    table = load_table(store, search)
+def _remote_records(results: Storage, search: str) -> list[Record]:
+    table = load_table(results, search)
     return [] if table is None else [normalize_row(r, search=search) for r in table_to_rows(table)]
 
 
-def _upload(store: Storage, search: str, records: list[Record]) -> None:
+def _upload(results: Storage, search: str, records: list[Record]) -> None:
     """Write the Parquet, CSV and markdown leaderboards, then the index entry (each atomic).
 
     Parquet goes first: it is the source of truth the others are rendered from."""
@@ -58,9 +57,9 @@ def _upload(store: Storage, search: str, records: list[Record]) -> None:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     rows = table_to_rows(table)
-    store.write_bytes(leaderboard_key(search, "parquet"), buf.getvalue())
-    store.write_bytes(leaderboard_key(search, "csv"), to_csv(rows, columns=table.column_names).encode())
-    store.write_bytes(leaderboard_key(search, "md"), to_markdown(rows).encode())
+    results.write_bytes(leaderboard_key(search, "parquet"), buf.getvalue())
+    results.write_bytes(leaderboard_key(search, "csv"), to_csv(rows, columns=table.column_names).encode())
+    results.write_bytes(leaderboard_key(search, "md"), to_markdown(rows).encode())
     best = rows[0] if rows and rows[0]["status"] != "ERROR" else None
     entry = {
         "name": search,
@@ -71,7 +70,7 @@ def _upload(store: Storage, search: str, records: list[Record]) -> None:
         "best_variant": best["variant"] if best else None,
         "updated_at": datetime.now(UTC).isoformat(),
     }
-    store.write_bytes(index_key(search), json.dumps(entry, indent=2).encode())
+    results.write_bytes(index_key(search), json.dumps(entry, indent=2).encode())
 
 
 class LeaderboardWriter:
@@ -105,8 +104,8 @@ class LeaderboardWriter:
 
     def __init__(self, storage_uri: str, search: str) -> None:
         self.search = check_search(search)
-        self._store = open_storage(storage_uri)
-        self.storage_uri = self._store.uri  # canonical: the spool is keyed by it
+        self._results = open_storage(storage_uri)
+        self.storage_uri = self._results.uri  # canonical: the spool is keyed by it
         self._known: dict[str, Record] = {}
         self._remote_merged = False
         self._lock = threading.Lock()
@@ -128,10 +127,10 @@ class LeaderboardWriter:
             self._known = _merge(self._known.values(), spooled, new)
             try:
                 if not self._remote_merged:
-                    remote = _remote_records(self._store, self.search)
+                    remote = _remote_records(self._results, self.search)
                     self._known = _merge(remote, self._known.values())
                     self._remote_merged = True
-                _upload(self._store, self.search, list(self._known.values()))
+                _upload(self._results, self.search, list(self._known.values()))
             except StorageError as e:
                 where = _spool.save(self.storage_uri, self.search, self._known.values())
                 log.warning("leaderboard of search %r not uploaded (%s); %d rows spooled in %s, "
@@ -207,9 +206,9 @@ def update_test_columns(
     """
     writer = LeaderboardWriter(storage_uri, search)
     spooled = _spool.load(writer.storage_uri, writer.search) or []
-    current = _merge(_remote_records(writer._store, writer.search), spooled)
+    current = _merge(_remote_records(writer._results, writer.search), spooled)
     if not current:
-        raise _not_found(writer._store, writer.search)
+        raise _not_found(writer._results, writer.search)
     updated = []
     for tid, values in results.items():
         if tid not in current:

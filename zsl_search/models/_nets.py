@@ -1,4 +1,5 @@
-"""Building blocks and loss families shared by the variants."""
+"""Building blocks and loss families shared by the variants; `base` re-exports them, and a
+variant imports them from there."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["init_normal", "FiLM", "wgan_gp_critic_loss", "lsgan_loss", "bce_loss"]
+__all__ = ["init_normal", "Generator", "Critic", "FiLM", "wgan_gp_critic_loss", "lsgan_loss", "bce_loss"]
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
@@ -29,6 +30,32 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
             else:
                 nn.init.normal_(m.weight, 0.0, std)
             nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """The f-CLSWGAN generator: an MLP on concat(z, a) with one hidden LeakyReLU(0.2) layer and a
+    ReLU output."""
+
+    def __init__(self, nz: int, att_dim: int, hidden: int, feat_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(nz + att_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, feat_dim), nn.ReLU()
+        )
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, a], dim=1))  # (B, D), non-negative like ResNet features
+
+
+class Critic(nn.Module):
+    """The f-CLSWGAN critic: an MLP on concat(x, a) with one hidden LeakyReLU(0.2) layer and an
+    unbounded score."""
+
+    def __init__(self, feat_dim: int, att_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(feat_dim + att_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, a], dim=1))  # (B, 1) unbounded score (Wasserstein, or a logit)
 
 
 class FiLM(nn.Module):
@@ -64,4 +91,5 @@ def lsgan_loss(score: torch.Tensor, target: torch.Tensor | float) -> torch.Tenso
 
 
 def bce_loss(logit: torch.Tensor, target: float) -> torch.Tensor:
+    """Binary cross-entropy of a raw score (the logit of "real") against a constant target."""
     return F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target))

@@ -7,93 +7,15 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ._space import Distribution
 
-__all__ = ["CommonParams", "GAN", "Batch", "Variant", "register", "get_variant", "variant_names", "load_plugins"]
+if TYPE_CHECKING:
+    from .base import GAN, CommonParams
 
-
-@dataclass(frozen=True)
-class CommonParams:
-    """Hyperparameters every variant has. Defaults are the f-CLSWGAN reference values for a
-    dataset without per-dataset settings; variants override them by subclassing."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    lr_g: float = 1e-4  # TTUR: the generator and critic get separate rates and betas
-    lr_d: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_decay: str = "none"  # "linear": decay both rates linearly to 0 over the second half
-    n_critic: int = 5
-    cls_weight: float = 0.01  # weight of the frozen seen-class classifier's NLL in the G loss
-    syn_num: int = 300  # synthetic features per unseen class for the final classifier
-    nz: int = 0  # noise dim; 0 means "the attribute dimension", as in f-CLSWGAN
-    hidden: int = 4096
-    cls_pretrain_epochs: int = 50  # frozen classifier for the cls loss
-    cls_epochs: int = 25  # final GZSL softmax classifier
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "n_critic", "cls_epochs", "cls_pretrain_epochs"):
-            _check(name, getattr(self, name) >= 0, ">= 0")
-        for name in ("batch_size", "syn_num", "hidden"):
-            _check(name, getattr(self, name) >= 1, ">= 1")
-        for name in ("lr_g", "lr_d"):
-            _check(name, getattr(self, name) > 0, "> 0")
-        for name in ("beta1", "beta2"):
-            _check(name, 0 <= getattr(self, name) < 1, "in [0, 1)")
-        _check("cls_weight", self.cls_weight >= 0, ">= 0")
-        _check("nz", self.nz >= 0, ">= 0 (0 = attribute dimension)")
-        _check("lr_decay", self.lr_decay in ("none", "linear"), "one of none, linear")
-
-
-def _check(name: str, ok: bool, rule: str) -> None:
-    if not ok:
-        raise ConfigError(f"hyperparameter {name!r} must be {rule}")
-
-
-@dataclass
-class Batch:
-    """What a variant's losses see for one step. ``att`` is the seen-class attribute table."""
-
-    real: torch.Tensor  # (B, D)
-    y: torch.Tensor  # (B,) local seen labels
-    a: torch.Tensor  # (B, A) attributes of y
-    att: torch.Tensor  # (n_seen, A)
-    rng: torch.Generator
-    progress: float  # fraction of training done, in [0, 1]
-
-
-class GAN(nn.Module):
-    """Base class for a variant's networks and losses.
-
-    Subclasses set ``self.generator`` (``forward(z, a) -> x``) and ``self.critic`` and implement
-    the two losses. The shared loop (``zsl_search.train``) owns the optimisers, the noise, the
-    batches and the frozen-classifier loss; ``critic_parameters`` may include extra modules that
-    train with the critic (e.g. a semantic encoder).
-    """
-
-    generator: nn.Module
-    critic: nn.Module
-
-    def __init__(self, *, feat_dim: int, att_dim: int, n_seen: int, params: CommonParams) -> None:
-        super().__init__()
-        self.feat_dim, self.att_dim, self.n_seen, self.params = feat_dim, att_dim, n_seen, params
-        self.nz = params.nz or att_dim
-
-    def critic_parameters(self) -> list[nn.Parameter]:
-        return list(self.critic.parameters())
-
-    def critic_loss(self, batch: Batch, fake: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def generator_loss(self, batch: Batch, fake: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+__all__ = ["Variant", "register", "get_variant", "variant_names", "searched_names", "load_plugins"]
 
 
 @dataclass(frozen=True)
@@ -173,8 +95,9 @@ def register(variant: Variant) -> Variant:
 
 
 def _load_builtin_variants() -> None:
-    # Every module in this package that is not private is a variant; importing it registers it,
-    # so adding a variant means adding one file. Plugin modules (settings.plugin_modules, the
+    # Every module in this package that is not private is imported: a variant module registers
+    # itself (`base`, the one public module that is not a variant, registers nothing), so adding
+    # a variant means adding one file. Plugin modules (settings.plugin_modules, the
     # zsl_search.variants entry points) register theirs the same way.
     from .. import models, settings
 
@@ -210,6 +133,18 @@ def variant_names() -> list[str]:
     """Names of all registered variants, sorted."""
     _load_builtin_variants()
     return sorted(_REGISTRY)
+
+
+def searched_names() -> list[str]:
+    """Every hyperparameter some registered variant searches: those more variants search first,
+    the rest in the order the variants (by name) declare them. For ordering hyperparameters
+    for display (e.g. the leaderboard's key params)."""
+    _load_builtin_variants()
+    count: dict[str, int] = {}
+    for name in sorted(_REGISTRY):
+        for key in _REGISTRY[name].space:
+            count[key] = count.get(key, 0) + 1
+    return sorted(count, key=lambda key: -count[key])  # stable: ties keep declaration order
 
 
 def get_variant(name: str) -> Variant:

@@ -16,11 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._nets import FiLM
-from ._registry import Variant, _check, register
-from ._space import Categorical, Int
-from .fclswgan import WGAN, WGAN_SPACE
-from .fclswgan import Params as WGANParams
+from .base import (
+    SMALL_DATA_RATES, SMALL_DATA_SIZES, THESIS_DEFAULTS, WGAN_SPACE, WGANGP, Categorical, FiLM, Int, Variant,
+    WGANParams, check, extend_space, merge_defaults, register,
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class Params(WGANParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check("film_depth", 1 <= self.film_depth <= 4, "between 1 and 4")
+        check("film_depth", 1 <= self.film_depth <= 4, "between 1 and 4")
 
 
 class FiLMNet(nn.Module):
@@ -62,7 +61,7 @@ _G_ORDER = (1, 2, 3, 4)
 _D_ORDER = (2, 3, 1, 4)
 
 
-class FiLMWGAN(WGAN):
+class FiLMWGAN(WGANGP):
     def build_nets(self, params: Params) -> tuple[nn.Module, nn.Module]:
         w, depth = params.hidden, params.film_depth
         g_widths = [max(w // 4, 1), w] + [w] * max(0, depth - 2)
@@ -78,17 +77,7 @@ register(
         description="FiLM-WGAN: attributes enter only through FiLM layers; film_depth 1-4 per network",
         params_cls=Params,
         build=FiLMWGAN,
-        dataset_defaults={
-            # The built-in synthetic demo set (zsl-search data synth): ~45 images per class, so fewer
-            # synthetic features, a faster rate and a smaller network than the ImageNet-scale sets.
-            "DEMO": dict(lr_g=1e-3, lr_d=1e-3, syn_num=100, hidden=512, epochs=15),
-            # PF60 (real, 73-d features, ~12 images per class): few synthetic features per class (as
-            # many as a seen class has real ones, ~10-30) so the final softmax is not swamped by them.
-            "PF60": dict(lr_g=1e-4, lr_d=1e-4, cls_weight=0.1, syn_num=24, batch_size=32, hidden=512, epochs=20),
-            "AWA1": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
-            "AWA2": dict(lr_g=1e-5, lr_d=1e-5, syn_num=2500, epochs=50),
-            "CUB": dict(lr_g=1e-5, lr_d=1e-5, syn_num=500, nz=300, epochs=100),
-        },
-        space={**WGAN_SPACE, "hidden": Categorical((256, 512, 1100, 2200, 4400)), "film_depth": Int(1, 4)},
+        dataset_defaults=merge_defaults(SMALL_DATA_RATES, SMALL_DATA_SIZES, THESIS_DEFAULTS),
+        space=extend_space(WGAN_SPACE, {"hidden": Categorical((256, 512, 1100, 2200, 4400)), "film_depth": Int(1, 4)}),
     )
 )

@@ -1,17 +1,22 @@
 """Search specs and the Ray Tune + Optuna search over the GAN variants.
 
-``run_search``, ``resume_search`` and ``finalize`` are loaded on first use (they import Ray), so validating
-a spec stays fast.
+Configuration flows one way: a YAML file -> `load_spec` -> a validated `SearchSpec` whose
+per-variant spaces are resolved once (`SearchSpec.variant_space`) -> `SearchSpec.override` for
+command-line flags -> `run_search`. Schedulers and samplers are looked up by their spec names in
+`SCHEDULERS` and `SAMPLERS`. ``run_search``, ``resume_search`` and ``finalize`` are loaded on
+first use (they import Ray), so validating a spec stays fast.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._factories import SAMPLERS, SCHEDULERS
 from ._jobs import job_logs, job_status, stop_job, submit_search
-from ._spec import BudgetSpec, DatasetSpec, ResourcesSpec, SamplerSpec, SearchSpec, load_spec, parse_spec
+from ._spec import BudgetSpec, DatasetSpec, ResourcesSpec, SamplerSpec, SearchSpec, VariantSpace, load_spec, parse_spec
 
-__all__ = ["SearchSpec", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec",
+__all__ = ["SearchSpec", "VariantSpace", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec",
+           "parse_spec", "SCHEDULERS", "SAMPLERS",
            "run_search", "resume_search", "SearchResult", "finalize",
            "submit_search", "job_status", "job_logs", "stop_job"]
 

@@ -33,7 +33,7 @@ def trial_row(*, trial_id: str, config: dict[str, Any], result: dict[str, Any], 
     """One leaderboard row from a trial's config and its last report. H/U/S are those of the
     trial's best epoch so far, which is chosen on the protocol's own (validation) split."""
     variant = config["variant"]
-    _, fixed = spec.variant_space(variant)
+    fixed = spec.variant_space(variant).fixed
     return {
         "trial_id": trial_id, "search": spec.name, "dataset": dataset, "protocol": spec.protocol,
         "variant": variant, "status": status, "error": error, "restarts": restarts,

@@ -91,8 +91,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     spec = load_saved_spec(storage, search)
     rows = _finalists(read_rows(storage, search), spec=spec, search=search, top_k=top_k)
     _init_ray(address)
-    source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol="test",
-                        preprocess=spec.dataset.preprocess, seed=spec.seed, defaults=spec.dataset.defaults)
+    source = DataSource.from_spec(spec, protocol="test")
     store_search = f"{search}-finalize"
     threads = max(1, int(spec.resources.cpu))
     task = ray.remote(_final_run).options(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)

@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 from ..errors import ClusterError, ConfigError
+from ..storage import backend_for
 from ._spec import load_spec
 
 __all__ = ["submit_search", "job_status", "job_logs", "stop_job"]
@@ -72,9 +73,9 @@ def submit_search(
     spec_path = Path(spec_path)
     if max_trials is not None and max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
-    overrides: dict[str, Any] = {k: v for k, v in (("storage", storage), ("name", name)) if v is not None}
-    spec = load_spec(spec_path, overrides=overrides)
-    if not spec.storage.startswith("s3://") and not Path(spec.storage).expanduser().is_absolute():
+    spec = load_spec(spec_path).override({"storage": storage, "name": name},
+                                         source=f"{spec_path} with its command-line flags")
+    if not backend_for(spec.storage).is_absolute(spec.storage):
         raise ConfigError(
             f"storage {spec.storage!r} is a relative path: on the cluster it would land in the job's temporary "
             "working directory; pass --storage s3://bucket/prefix (or an absolute path every node shares)"

@@ -1,23 +1,21 @@
-"""The Optuna side of a search: the conditional (define-by-run) space, the sampler, and a
-searcher that tells Optuna the truth about early-stopped trials."""
+"""The Optuna side of a search (needs Ray): the conditional (define-by-run) space, warm start,
+and a searcher that tells Optuna early-stopped trials were pruned."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from ..errors import warn
 from ..models import Categorical, Distribution, Float, Int
+from ._factories import make_sampler
 from ._spec import SearchSpec
 
-__all__ = ["define_by_run", "make_sampler", "make_searcher", "METRIC"]
-
-try:  # Ray's Optuna searcher is the base class below; import errors surface when a search starts
-    from optuna.trial import TrialState
-    from ray.tune.search.optuna import OptunaSearch
-except ImportError:  # pragma: no cover
-    OptunaSearch = object  # type: ignore[assignment,misc]
+__all__ = ["define_by_run", "make_searcher", "warm_start_points", "METRIC"]
 
 METRIC = "best_H"  # best validation H over the epochs so far: what trials are ranked by
 
@@ -30,7 +28,7 @@ class DefineByRun:
 
     def __init__(self, spec: SearchSpec) -> None:
         self.variants = list(spec.variants)
-        self.spaces = {v: spec.variant_space(v)[0] for v in spec.variants}
+        self.spaces = {v: spec.variant_space(v).searched for v in spec.variants}
 
     def __call__(self, trial: Any) -> None:
         variant = trial.suggest_categorical("variant", self.variants)
@@ -53,24 +51,7 @@ def _suggest(trial: Any, name: str, dist: Distribution) -> Any:
     raise TypeError(f"unknown distribution {dist!r}")
 
 
-def make_sampler(spec: SearchSpec) -> Any:
-    import optuna
-
-    seed = spec.sampler.seed
-    if spec.sampler.name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if spec.sampler.name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    # Multivariate + group TPE models the per-variant parameter groups jointly; a third of the
-    # budget (3..10 trials) explores at random first.
-    startup = min(10, max(3, spec.budget.trials // 3))
-    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna, and what we want
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup,
-                                          constant_liar=True)
-
-
-class _HonestOptunaSearch(OptunaSearch):
+class _PrunedEarlyStopsSearch(OptunaSearch):
     """Trials ASHA stopped early are told to Optuna as PRUNED (with their reported
     intermediate values), not as COMPLETE at full budget: TPE then ranks them below the
     finished trials instead of mistaking a 2-epoch H for a final one."""
@@ -86,7 +67,6 @@ class _HonestOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
-
 def warm_start_points(spec: SearchSpec, *, dataset: str | None) -> list[dict[str, Any]]:
     """One first trial per variant at its reference defaults for ``dataset`` (the values the
     spec's space can express), so a search starts from what the papers recommend."""
@@ -94,15 +74,15 @@ def warm_start_points(spec: SearchSpec, *, dataset: str | None) -> list[dict[str
 
     points = []
     for variant in spec.variants:
-        dists, fixed = spec.variant_space(variant)
+        dists = spec.variant_space(variant).searched
         defaults = get_variant(variant).defaults(dataset)
         point: dict[str, Any] = {"variant": variant}
         point.update({f"{variant}/{k}": defaults[k] for k, d in dists.items() if d.contains(defaults[k])})
         outside = [f"{k}={defaults[k]}" for k, d in dists.items() if not d.contains(defaults[k])]
         if outside:
-            warnings.warn(f"warm start of {variant}: reference default(s) {', '.join(outside)} lie outside the "
-                          f"search space, so that first trial samples them instead; widen the space in the spec "
-                          f"to start from the reference", stacklevel=2)
+            warn(f"warm start of {variant}: reference default(s) {', '.join(outside)} lie outside the search "
+                 f"space, so that first trial samples them instead; widen the space in the spec to start from "
+                 f"the reference")
         points.append(point)
     return points
 
@@ -114,7 +94,7 @@ def make_searcher(spec: SearchSpec, *, journal: Path, study_name: str, dataset: 
     points = warm_start_points(spec, dataset=dataset) if spec.warm_start else None
     journal.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(journal)))
-    return _HonestOptunaSearch(
+    return _PrunedEarlyStopsSearch(
         space=define_by_run(spec), metric=METRIC, mode="max", sampler=make_sampler(spec), storage=storage,
         study_name=study_name, max_epochs=spec.budget.max_epochs, points_to_evaluate=points,
     )

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ..errors import DataError, StorageError, ZslSearchError
+from ..errors import DataError, SearchExists, SearchNotFound, StorageError, warn
 from ._spec import SearchSpec, parse_spec
 
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
@@ -49,7 +49,7 @@ class SearchResult:
     storage: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    stores: list[str] = field(default_factory=list)  # feature-store actors that served it, one per node
+    feature_stores: list[str] = field(default_factory=list)  # the feature-store actors that served it, one per node
     ending: Ending = "finished"
     notes: list[str] = field(default_factory=list)
     trials: int = 0
@@ -103,29 +103,29 @@ def _quiet_tune_logs() -> Iterator[None]:
 
 
 def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
-    """(storage_path, pyarrow filesystem or None, full experiment URI) for Tune."""
-    if storage.startswith("s3://"):
-        from ..storage import pyarrow_filesystem
+    """(storage_path, pyarrow filesystem, full experiment URI) for Tune."""
+    from ..storage import open_storage
 
-        fs, path = pyarrow_filesystem(storage)
-        return path, fs, f"{storage.rstrip('/')}/{name}"
-    root = Path(storage).expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    return str(root), None, str(root / name)
+    results = open_storage(storage)
+    if results.local_path is not None:  # Tune writes a local directory itself
+        return str(results.local_path), None, results.join(name)
+    fs, path = results.pyarrow_filesystem()
+    return path, fs, results.join(name)
 
 
 def _journal_path(storage: str, name: str, cache_dir: Path) -> Path:
     """Optuna's journal needs a local file with locking: inside a local storage directory, or in
-    the cache when results live on S3 (uploaded beside the leaderboard at the end, and fetched
+    the cache when results are remote (uploaded beside the leaderboard at the end, and fetched
     from there when a search is resumed on another machine)."""
-    if not storage.startswith("s3://"):
-        return Path(storage).expanduser().resolve() / name / JOURNAL_FILE
     from ..storage import StorageNotFound, open_storage
 
+    results = open_storage(storage)
+    if results.local_path is not None:
+        return results.local_path / name / JOURNAL_FILE
     path = cache_dir / "journals" / hashlib.sha1(storage.encode()).hexdigest()[:16] / name / JOURNAL_FILE
     if not path.exists():
         try:
-            data = open_storage(storage).read_bytes(f"{name}/{JOURNAL_FILE}")
+            data = results.read_bytes(f"{name}/{JOURNAL_FILE}")
         except StorageNotFound:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,11 +133,10 @@ def _journal_path(storage: str, name: str, cache_dir: Path) -> Path:
     return path
 
 
-def run_search(
-    spec: SearchSpec, *, storage: str | None = None, name: str | None = None, max_trials: int | None = None,
-    address: str | None = None, resume: bool = False, progress: bool = True,
-) -> SearchResult:
-    """Run ``spec`` (or resume it with ``resume=True``) and return its ranked trials.
+def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = False,
+               progress: bool = True) -> SearchResult:
+    """Run ``spec`` (or resume it with ``resume=True``) and return its ranked trials. Change the
+    storage, name or trial budget first with `SearchSpec.override`.
 
     The dataset is loaded and checked before Ray starts, exactly as ``zsl-search data info``
     does. A SIGINT (Ctrl-C) or SIGTERM ends the run gracefully: the trials stop, their state is
@@ -146,43 +145,60 @@ def run_search(
     Raises:
         DataError: the dataset is unusable (before anything starts), or became unreadable on a
             node during the search (the search stops at once; rows so far are kept).
-        ZslSearchError: the storage is unusable or (on resume) holds no such search.
+        SearchExists: a new search's name is taken in its storage.
+        StorageError: the storage is unusable.
     """
     from .. import settings
-    from ..leaderboard import LeaderboardWriter
-    from ..store import DataSource, check_source, release_stores
-    from ._callbacks import TrialLedger, stderr_echo
+    from ..store import DataSource, check_source
 
     start = time.perf_counter()
-    spec = _with_overrides(spec, storage=storage, name=name, max_trials=max_trials)
     cache_dir = settings.cache_dir()
     _quiet_tune()
-    source = DataSource(path=spec.dataset.path, semantics=spec.dataset.semantics, protocol=spec.protocol,
-                        preprocess=spec.dataset.preprocess, seed=spec.seed, defaults=spec.dataset.defaults)
+    source = DataSource.from_spec(spec)
     info = check_source(source, cache_dir=cache_dir, folds=spec.folds)  # a broken dataset fails here: no Ray
     if progress:
         print(f"{spec.name}: {info['name']} ({spec.protocol} protocol), {_defaults_line(spec, info['defaults'])}",
               file=sys.stderr, flush=True)
-    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
     if not resume:
         _claim_name(spec)
-    before = _existing_rows(spec) if resume else []
-    ledger = TrialLedger(spec=spec, dataset=info["name"], writer=LeaderboardWriter(spec.storage, spec.name),
-                         existing={r["trial_id"]: r["status"] for r in before},
-                         start_order=max((r["completed_order"] or 0 for r in before), default=0),
-                         echo=stderr_echo if progress else None)
+    ledger = _ledger(spec, dataset=info["name"], resume=resume, progress=progress)
     journal = _journal_path(spec.storage, spec.name, cache_dir)
-    stores: list[str] = []
+    feature_stores = _fit(spec, source, ledger, journal, address=address, resume=resume, cache_dir=cache_dir,
+                          defaults=info["defaults"])
+    return _reconcile(spec, ledger, journal, cache_dir=cache_dir, feature_stores=feature_stores,
+                      seconds=time.perf_counter() - start)
+
+
+def _ledger(spec: SearchSpec, *, dataset: str, resume: bool, progress: bool) -> Any:
+    """The driver's `TrialLedger`; on resume it knows the rows the earlier runs wrote."""
+    from ..leaderboard import LeaderboardWriter
+    from ._callbacks import TrialLedger, stderr_echo
+
+    before = _existing_rows(spec) if resume else []
+    return TrialLedger(spec=spec, dataset=dataset, writer=LeaderboardWriter(spec.storage, spec.name),
+                       existing={r["trial_id"]: r["status"] for r in before},
+                       start_order=max((r["completed_order"] or 0 for r in before), default=0),
+                       echo=stderr_echo if progress else None)
+
+
+def _fit(spec: SearchSpec, source: Any, ledger: Any, journal: Path, *, address: str | None, resume: bool,
+         cache_dir: Path, defaults: str) -> list[str]:
+    """Start (or join) Ray and run the Tune experiment until it ends, however it ends; returns
+    the feature-store actors that served it."""
+    from ..store import release_stores
+
+    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
+    feature_stores: list[str] = []
     try:
         _init_ray(address)  # first: Ray installs signal handlers of its own, ours go on top
         with _graceful_signals(), _quiet_tune_logs():
             try:
                 _prewarm_store(source, spec, cache_dir)
                 tuner = _tuner(spec, source, experiment, storage_path, fs, journal, ledger=ledger, resume=resume,
-                               cache_dir=cache_dir, defaults=info["defaults"])
+                               cache_dir=cache_dir, defaults=defaults)
                 tuner.fit()
             finally:
-                stores = release_stores(spec.name)
+                feature_stores = release_stores(spec.name)
     except KeyboardInterrupt:  # a second Ctrl-C stops Tune at once (its last saved state stands), or
         ledger.interrupted = True  # one before Tune started: `search resume` starts the search then
     except OSError as e:
@@ -190,21 +206,26 @@ def run_search(
         # mid-search the trials still ran and their rows are with the leaderboard writer.
         if not ledger.ended:
             raise StorageError(f"{experiment}: results storage unreachable ({e})") from None
-        print(f"warning: {spec.storage} became unreachable during the search ({str(e).splitlines()[0]})",
-              file=sys.stderr)
+        warn(f"{spec.storage} became unreachable during the search ({str(e).splitlines()[0]})")
+    return feature_stores
+
+
+def _reconcile(spec: SearchSpec, ledger: Any, journal: Path, *, cache_dir: Path, feature_stores: list[str],
+               seconds: float) -> SearchResult:
+    """After Tune returns: settle every trial's row and Optuna state, write the leaderboard and
+    say how the run ended."""
     ending = _ending(ledger, spec)
     notes = ledger.close(reason="data_error" if ledger.fatal else ending)
     if ending != "interrupted":
         _settle_optuna(journal, spec.name)
     if not ledger.writer.write([]):
-        print(f"warning: {spec.storage} is unreachable; the leaderboard is kept locally until "
-              f"`zsl-search leaderboard sync {spec.storage}`", file=sys.stderr)
+        warn(f"{spec.storage} is unreachable; the leaderboard is kept locally until "
+             f"`zsl-search leaderboard sync {spec.storage}`")
     _upload_journal(spec, cache_dir)
     if ledger.fatal:
         raise DataError(ledger.fatal)
-    return SearchResult(name=spec.name, storage=spec.storage, rows=ledger.writer.rows(),
-                        seconds=time.perf_counter() - start, stores=stores, ending=ending, notes=notes,
-                        trials=len(ledger.trials))
+    return SearchResult(name=spec.name, storage=spec.storage, rows=ledger.writer.rows(), seconds=seconds,
+                        feature_stores=feature_stores, ending=ending, notes=notes, trials=len(ledger.trials))
 
 
 def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path) -> None:
@@ -232,7 +253,7 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     from ._callbacks import FatalErrorStopper
 
     trainable = tune.with_resources(
-        tune.with_parameters(_trial_entrypoint(), spec_data=spec.model_dump(mode="json"), source=source,
+        tune.with_parameters(_trial_entrypoint(), spec=spec, source=source,
                              search=spec.name, cache_dir=str(cache_dir), plugins=tuple(settings.plugin_modules())),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
@@ -261,35 +282,19 @@ def _trial_entrypoint() -> Any:
     return run_trial
 
 
-def _with_overrides(spec: SearchSpec, *, storage: str | None, name: str | None, max_trials: int | None) -> SearchSpec:
-    updates: dict[str, Any] = {}
-    if storage:
-        updates["storage"] = storage
-    if name:
-        updates["name"] = name
-    if max_trials is not None:
-        updates["budget"] = {**spec.budget.model_dump(), "trials": max_trials}
-    return parse_spec({**spec.model_dump(), **updates}) if updates else spec
-
-
 def _new_tuner(spec: SearchSpec, trainable: Any, storage_path: str, fs: Any, journal: Path, *, dataset: str,
                callbacks: list[Any], stop: Any) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from ._factories import make_scheduler
     from ._optuna import METRIC, make_searcher
 
-    scheduler = (
-        ASHAScheduler(time_attr="epoch", max_t=spec.budget.max_epochs, grace_period=spec.budget.grace_epochs,
-                      reduction_factor=3)
-        if spec.scheduler == "asha" else FIFOScheduler()
-    )
     searcher = make_searcher(spec, journal=journal, study_name=spec.name, dataset=dataset)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=METRIC, mode="max", search_alg=tune.search.ConcurrencyLimiter(searcher, spec.max_concurrent),
-            scheduler=scheduler, num_samples=spec.budget.trials, time_budget_s=spec.budget.time_budget_s,
+            scheduler=make_scheduler(spec), num_samples=spec.budget.trials, time_budget_s=spec.budget.time_budget_s,
             # Trials reuse their worker process: no new interpreter, no re-import per trial.
             reuse_actors=True, trial_dirname_creator=_trial_dirname,
         ),
@@ -369,16 +374,17 @@ def _settle_optuna(journal: Path, study_name: str) -> None:
 
 
 def _upload_journal(spec: SearchSpec, cache_dir: Path) -> None:
-    """Copy the Optuna journal beside the leaderboard when results live on S3 (best effort)."""
-    if not spec.storage.startswith("s3://"):
+    """Copy the Optuna journal beside the leaderboard when results are remote (best effort)."""
+    from ..storage import is_remote, open_storage
+
+    if not is_remote(spec.storage):
         return
-    from ..storage import open_storage
 
     journal = _journal_path(spec.storage, spec.name, cache_dir)
     try:
         open_storage(spec.storage).write_bytes(f"{spec.name}/{JOURNAL_FILE}", journal.read_bytes())
     except (OSError, StorageError) as e:
-        print(f"warning: Optuna journal not uploaded ({e}); it stays at {journal}", file=sys.stderr)
+        warn(f"Optuna journal not uploaded ({e}); it stays at {journal}")
 
 
 def _existing_rows(spec: SearchSpec) -> list[dict[str, Any]]:
@@ -406,7 +412,8 @@ def load_saved_spec(storage: str, name: str) -> SearchSpec:
     try:
         data = yaml.safe_load(open_storage(storage).read_bytes(f"{name}/{SPEC_FILE}"))
     except StorageNotFound:
-        raise ZslSearchError(f"no search {name!r} under {storage}: {name}/{SPEC_FILE} not found; check --storage and the name") from None
+        raise SearchNotFound(f"no search {name!r} under {storage}: {name}/{SPEC_FILE} not found; "
+                             "check --storage and the name") from None
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")
 
 
@@ -415,10 +422,10 @@ def _claim_name(spec: SearchSpec) -> None:
     search: its leaderboard, checkpoints and Optuna study would be mixed with the new one's."""
     from ..storage import open_storage
 
-    store = open_storage(spec.storage)
-    if store.exists(f"{spec.name}/{SPEC_FILE}"):
-        raise ZslSearchError(
+    results = open_storage(spec.storage)
+    if results.exists(f"{spec.name}/{SPEC_FILE}"):
+        raise SearchExists(
             f"search {spec.name!r} already exists under {spec.storage}; continue it with `zsl-search search resume "
             f"{spec.name} --storage {spec.storage}` or start a new one with --name NEW-NAME"
         )
-    store.write_bytes(f"{spec.name}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+    results.write_bytes(f"{spec.name}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())

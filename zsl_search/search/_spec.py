@@ -16,17 +16,26 @@ Example spec (see ``experiments/``):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from ..errors import SpecError
+from ..errors import ConfigError, SpecError, StorageError
 from ..models import Categorical, Distribution, Float, Int, get_variant, variant_names
+from ..storage import check_uri
+from ._factories import SAMPLERS, SCHEDULERS
 
-__all__ = ["SearchSpec", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec"]
+__all__ = ["SearchSpec", "VariantSpace", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec"]
 
 ALL = "all"  # the `space` key whose entries apply to every variant
+
+
+class VariantSpace(NamedTuple):
+    """A variant's search space after a spec's overrides."""
+
+    searched: dict[str, Distribution]  # sampled by Optuna, in the variant's declaration order
+    fixed: dict[str, Any]  # fixed by the spec (absent from ``searched``)
 
 
 class _Strict(BaseModel):
@@ -49,8 +58,13 @@ class BudgetSpec(_Strict):
 
 
 class SamplerSpec(_Strict):
-    name: Literal["tpe", "random", "cmaes"] = "tpe"
+    name: str = "tpe"  # a key of SAMPLERS
     seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _known_sampler(cls, name: str) -> str:
+        return _one_of(name, SAMPLERS)
 
 
 class ResourcesSpec(_Strict):
@@ -73,7 +87,7 @@ class SearchSpec(_Strict):
     variants: list[str] = Field(min_length=1)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
     budget: BudgetSpec
-    scheduler: Literal["asha", "fifo"] = "asha"
+    scheduler: str = "asha"  # a key of SCHEDULERS
     sampler: SamplerSpec = SamplerSpec()
     resources: ResourcesSpec = ResourcesSpec()
     storage: str = "./zsl-results"
@@ -83,26 +97,64 @@ class SearchSpec(_Strict):
     eval_every: int = Field(default=1, ge=1)
     warm_start: bool = True  # first trial of each variant = its reference defaults
 
-    def variant_space(self, variant: str) -> tuple[dict[str, Distribution], dict[str, Any]]:
-        """(searched distributions, fixed values) for ``variant``: its declared space with the
-        spec's ``all`` then per-variant entries applied."""
-        return _resolve(variant, {**self.space.get(ALL, {}), **self.space.get(variant, {})}, problems=None)
+    _spaces: dict[str, VariantSpace] = PrivateAttr(default_factory=dict)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        return _one_of(name, SCHEDULERS)
+
+    def variant_space(self, variant: str) -> VariantSpace:
+        """``(searched, fixed)`` for ``variant``: its declared space with the spec's ``all`` then
+        per-variant entries applied. Resolved once per spec (`parse_spec` does it while
+        validating) and shared by the sampler, warm start, every trial and every row."""
+        if variant not in self._spaces:
+            self._spaces[variant] = _resolve(variant, self._entries(variant), problems=None)
+        return self._spaces[variant]
+
+    def override(self, changes: dict[str, Any], *, source: str = "command line") -> SearchSpec:
+        """A copy with ``changes`` applied and validated exactly like a spec file: keys are field
+        paths (``"storage"``, ``"budget.trials"``, ``"dataset.defaults"``), ``None`` values are
+        skipped. The one way command-line flags and benchmarks change a spec.
+
+        Raises:
+            SpecError: the changed spec is invalid (every problem, with its field path).
+        """
+        if all(value is None for value in changes.values()):
+            return self
+        data = self.model_dump(mode="json")
+        for path, value in changes.items():
+            if value is None:
+                continue
+            *parents, leaf = path.split(".")
+            node = data
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return parse_spec(data, source=source)
+
+    def _entries(self, variant: str) -> dict[str, tuple[Any, str]]:
+        """The spec's entries for ``variant`` (its own over ``all``), each with its field path."""
+        entries = {k: (v, f"space.{ALL}.") for k, v in self.space.get(ALL, {}).items()}
+        entries.update({k: (v, f"space.{variant}.") for k, v in self.space.get(variant, {}).items()})
+        return entries
 
 
-def _resolve(variant: str, entries: dict[str, Any], problems: list[str] | None, where: str = "") -> tuple[dict, dict]:
+def _resolve(variant: str, entries: dict[str, tuple[Any, str]], problems: list[str] | None) -> VariantSpace:
     v = get_variant(variant)
     types = {name: type_ for name, type_ in zip(v.param_names(), _field_types(v))}
     dists: dict[str, Distribution] = dict(v.space)
     fixed: dict[str, Any] = {}
 
-    def bad(field: str, msg: str) -> None:
+    def bad(where: str, field: str, msg: str) -> None:
+        line = f"{where}{field}".rstrip(".") + f": {msg}" + (f" (for {variant})" if where.startswith(f"space.{ALL}") else "")
         if problems is None:
-            raise SpecError([f"{where}{field}: {msg}"])
-        problems.append(f"{where}{field}: {msg}")
+            raise SpecError([line])
+        problems.append(line)
 
-    for name, entry in entries.items():
+    for name, (entry, where) in entries.items():
         if name not in types:
-            bad(name, f"unknown hyperparameter for {variant}; valid: {', '.join(sorted(types))}")
+            bad(where, name, f"unknown hyperparameter for {variant}; valid: {', '.join(sorted(types))}")
             continue
         kind = types[name]
         if isinstance(entry, dict):
@@ -110,32 +162,32 @@ def _resolve(variant: str, entries: dict[str, Any], problems: list[str] | None, 
             if keys == {"choices"}:
                 choices = entry["choices"]
                 if not isinstance(choices, list) or not choices:
-                    bad(name, "choices must be a non-empty list")
+                    bad(where, name, "choices must be a non-empty list")
                     continue
                 dists[name] = Categorical(tuple(choices))
             elif {"low", "high"} <= keys <= {"low", "high", "log"}:
                 low, high, log = entry["low"], entry["high"], bool(entry.get("log", False))
                 if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
-                    bad(name, "low and high must be numbers")
+                    bad(where, name, "low and high must be numbers")
                     continue
                 if kind not in ("int", "float"):
-                    bad(name, f"a range needs a numeric hyperparameter; {name} is {kind}, use choices")
+                    bad(where, name, f"a range needs a numeric hyperparameter; {name} is {kind}, use choices")
                     continue
                 if low > high:
-                    bad(name, f"low ({low}) > high ({high})")
+                    bad(where, name, f"low ({low}) > high ({high})")
                     continue
                 if low == high:
-                    bad(name, f"empty range: low == high == {low}; fix the value instead ({name}: {low})")
+                    bad(where, name, f"empty range: low == high == {low}; fix the value instead ({name}: {low})")
                     continue
                 if log and low <= 0:
-                    bad(name, "a log range needs low > 0")
+                    bad(where, name, "a log range needs low > 0")
                     continue
                 if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
-                    bad(name, "an integer range needs integer bounds")
+                    bad(where, name, "an integer range needs integer bounds")
                     continue
                 dists[name] = Int(int(low), int(high), log) if kind == "int" else Float(float(low), float(high), log)
             else:
-                bad(name, "expected a value, {choices: [...]} or {low: .., high: .., log: bool}")
+                bad(where, name, "expected a value, {choices: [...]} or {low: .., high: .., log: bool}")
                 continue
         else:
             fixed[name] = entry
@@ -144,9 +196,10 @@ def _resolve(variant: str, entries: dict[str, Any], problems: list[str] | None, 
     if fixed:
         try:
             v.make_params(fixed)
-        except Exception as e:  # ConfigError names the parameter
-            bad("", str(e))
-    return dists, fixed
+        except ConfigError as e:  # names the parameter
+            places = {w for name, (_, w) in entries.items() if name in fixed}
+            bad(places.pop() if len(places) == 1 else "space", "", str(e))
+    return VariantSpace(dists, fixed)
 
 
 def _field_types(variant: Any) -> list[str]:
@@ -170,17 +223,14 @@ def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
             problems.append(f"variants[{i}]: unknown variant {name!r}; valid: {', '.join(known)}")
     if len(set(spec.variants)) != len(spec.variants):
         problems.append("variants: listed twice")
-    for key, entries in spec.space.items():
+    for key in spec.space:
         if key != ALL and key not in spec.variants:
             problems.append(f"space.{key}: not one of the spec's variants ({', '.join(spec.variants)}) or '{ALL}'")
-            continue
-        targets = [key] if key != ALL else [v for v in spec.variants if v in known]
-        for variant in targets:
-            merged = entries if key != ALL else {**entries, **spec.space.get(variant, {})}
-            before = len(problems)
-            _resolve(variant, merged, problems, where=f"space.{key}.")
-            if key == ALL and len(problems) > before:
-                problems[before:] = [p + f" (for {variant})" for p in problems[before:]]
+    for variant in (v for v in spec.variants if v in known):
+        before = len(problems)
+        space = _resolve(variant, spec._entries(variant), problems)
+        if len(problems) == before:
+            spec._spaces[variant] = space  # resolved once, here
     if spec.protocol == "test" and not spec.select_on_test:
         problems.append("protocol: 'test' chooses hyperparameters, epochs and classifier epochs on the TEST split; "
                         "use protocol: validation (then `zsl-search finalize`), or set select_on_test: true "
@@ -192,18 +242,28 @@ def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
     if spec.budget.grace_epochs > spec.budget.max_epochs:
         problems.append(f"budget.grace_epochs: {spec.budget.grace_epochs} > budget.max_epochs ({spec.budget.max_epochs})")
     if spec.sampler.name == "cmaes":
-        for variant in (v for v in spec.variants if v in known):
-            dists, _ = _resolve(variant, {**spec.space.get(ALL, {}), **spec.space.get(variant, {})}, [])
+        for variant in (v for v in spec.variants if v in spec._spaces):
+            dists = spec._spaces[variant].searched
             if len(spec.variants) > 1:
                 problems.append("sampler.name: cmaes needs one variant with numeric dimensions only; use tpe")
                 break
             if any(isinstance(d, Categorical) for d in dists.values()):
                 problems.append(f"sampler.name: cmaes cannot search categorical dimensions of {variant}; use tpe")
-    if spec.storage.startswith("s3://") and len(spec.storage) <= len("s3://"):
-        problems.append("storage: s3:// needs a bucket, e.g. s3://my-bucket/zsl")
+    try:
+        check_uri(spec.storage)
+    except StorageError as e:
+        problems.append(f"storage: {e}")
     if problems:
         raise SpecError(list(dict.fromkeys(problems)), source)
     return spec
+
+
+def _one_of(value: str, table: dict[str, Any]) -> str:
+    if value not in table:
+        names = [repr(k) for k in table]
+        raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else
+                         f"Input should be {names[0]}")
+    return value
 
 
 def _pydantic_problem(err: dict[str, Any]) -> str:
@@ -212,11 +272,11 @@ def _pydantic_problem(err: dict[str, Any]) -> str:
         return f"{path}: unknown field"
     if err["type"] == "missing":
         return f"{path}: required field is missing"
-    return f"{path}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else "")
+    return f"{path}: {err['msg'].removeprefix('Value error, ')}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else "")
 
 
-def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None) -> SearchSpec:
-    """Read and validate a YAML spec file; ``overrides`` replace top-level fields (CLI flags)."""
+def load_spec(path: str | Path) -> SearchSpec:
+    """Read and validate a YAML spec file (change it afterwards with `SearchSpec.override`)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -224,6 +284,4 @@ def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None) -> S
         raise SpecError([f"file not found: {path}"], str(path)) from None
     except (OSError, yaml.YAMLError) as e:
         raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], str(path)) from None
-    if isinstance(data, dict) and overrides:
-        data = {**data, **overrides}
     return parse_spec(data, source=str(path))

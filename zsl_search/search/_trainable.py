@@ -19,12 +19,11 @@ def trial_params(spec: Any, config: dict[str, Any], *, dataset: str | None = Non
     from ..models import get_variant
 
     variant = config["variant"]
-    _, fixed = spec.variant_space(variant)
-    overrides = {**fixed, **config.get(variant, {}), "epochs": spec.budget.max_epochs}
-    return get_variant(variant).make_params(overrides, dataset=dataset)
+    values = {**spec.variant_space(variant).fixed, **config.get(variant, {}), "epochs": spec.budget.max_epochs}
+    return get_variant(variant).make_params(values, dataset=dataset)
 
 
-def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any, search: str, cache_dir: str,
+def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, cache_dir: str,
               plugins: tuple[str, ...] = ()) -> None:
     """Tune function trainable (bound with ``tune.with_parameters``): the shared training loop
     (`zsl_search.train.Trainer`), one trainer per class fold (``spec.folds``), reporting to Tune
@@ -41,10 +40,8 @@ def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any,
     from ..models import load_plugins
     from ..store import fetch_split, get_store
     from ..train import Trainer
-    from ._spec import parse_spec
 
-    load_plugins(plugins)  # the driver's variant plugins, before the spec names them
-    spec = parse_spec(spec_data)
+    load_plugins(plugins)  # the driver's variant plugins, before the spec's variants are built
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
     splits = [fetch_split(get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir),
@@ -68,7 +65,9 @@ def run_trial(config: dict[str, Any], *, spec_data: dict[str, Any], source: Any,
         lead = trainers[0]
         metrics = {
             "epoch": lead.epoch, "variant": config["variant"], "node_id": node_id,
-            **{k: last.get(k, 0.0) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")},
+            # last_*: the latest evaluated epoch (TensorBoard's curves); best_*: the best one so
+            # far, chosen on validation, which ranks trials and fills the leaderboard's H/U/S.
+            **{f"last_{k}": last.get(k, 0.0) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")},
             "best_H": best.get("H", 0.0), "best_U": best.get("U", 0.0), "best_S": best.get("S", 0.0),
             "best_zsl_acc": best.get("zsl_acc", 0.0), "best_retrieval_map": best.get("retrieval_map", 0.0),
             "best_epoch": int(best.get("epoch", 0)), "diverged": any(t.history[-1].get("diverged") for t in trainers),

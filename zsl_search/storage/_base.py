@@ -1,25 +1,27 @@
-"""The `Storage` contract, key validation, and the URI dispatchers `open_storage` and
-`pyarrow_filesystem`."""
+"""The `Storage` contract and key validation. Backends subclass `Storage`; the scheme -> backend
+table lives in ``storage/__init__.py``."""
 
 from __future__ import annotations
 
 import abc
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import StorageError
 
 if TYPE_CHECKING:
     import pyarrow.fs
 
-__all__ = ["Storage", "StorageNotFound", "open_storage", "pyarrow_filesystem"]
+__all__ = ["Storage", "scheme_of", "check_key", "check_prefix"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-class StorageNotFound(StorageError):
-    """The requested key does not exist in the storage. The message names the full URI."""
+def scheme_of(uri: str) -> str:
+    """The lower-cased URI scheme (``"s3"`` for ``s3://b/p``), ``""`` for a plain path."""
+    match = _SCHEME.match(uri)
+    return match.group(1).lower() if match else ""
 
 
 class Storage(abc.ABC):
@@ -42,25 +44,59 @@ class Storage(abc.ABC):
       subclass `StorageNotFound`) with a one-line message naming the URI and how to fix it.
       Messages never contain credentials.
 
+    A backend is one module with a `Storage` subclass and one entry in the scheme table of
+    ``zsl_search/storage/__init__.py`` (or a `register_backend` call). Its constructor takes the
+    URI. Besides the five object methods it says where Ray Tune writes (`pyarrow_filesystem`),
+    whether it is on this machine (`local_path`, `remote`) and, without touching anything, whether
+    a URI is valid (`check_uri`) and names the same place from every node (`is_absolute`).
+
     Example:
-        >>> store = open_storage("/tmp/zsl-results")
-        >>> store.write_bytes("search-a/leaderboard.parquet", b"...")
-        >>> store.list("search-a/")
+        >>> results = open_storage("/tmp/zsl-results")
+        >>> results.write_bytes("search-a/leaderboard.parquet", b"...")
+        >>> results.list("search-a/")
         ['search-a/leaderboard.parquet']
     """
+
+    remote: ClassVar[bool] = True
+    """Whether objects live off this machine (then Optuna's journal is kept in the cache and
+    uploaded beside the leaderboard, since it needs a local file with locking)."""
+
+    @classmethod
+    def check_uri(cls, uri: str) -> None:
+        """Validate ``uri`` for this backend without any I/O (spec validation calls it).
+
+        Raises:
+            StorageError: the URI is malformed, e.g. an S3 URI without a bucket.
+        """
+
+    @classmethod
+    def is_absolute(cls, uri: str) -> bool:
+        """Whether ``uri`` names the same place from every machine and working directory (a
+        search submitted to a cluster needs that). Remote URIs are; a relative path is not."""
+        return True
 
     @property
     @abc.abstractmethod
     def uri(self) -> str:
         """The root URI: ``s3://bucket/prefix`` for S3, the absolute directory path for local.
 
-        ``open_storage(store.uri)`` opens the same storage again.
+        ``open_storage(storage.uri)`` opens the same storage again.
         """
 
     @property
     def local_path(self) -> Path | None:
         """The root directory on the local filesystem, or None when the storage is remote."""
         return None
+
+    def pyarrow_filesystem(self) -> tuple[pyarrow.fs.FileSystem, str]:
+        """A pyarrow filesystem and the root path inside it, as Ray Tune's
+        ``RunConfig(storage_filesystem=..., storage_path=...)`` expects.
+
+        Raises:
+            StorageError: this backend cannot host Ray Tune experiments.
+        """
+        raise StorageError(f"{self.uri}: {type(self).__name__} cannot hold Ray Tune experiments; "
+                           "use a local directory or s3://bucket/prefix for search results")
 
     def join(self, *parts: str) -> str:
         """The full URI of the key formed by joining ``parts`` with ``/`` (the root URI if none).
@@ -133,54 +169,3 @@ def check_prefix(prefix: str, *, where: str) -> str:
     if prefix:
         check_key(prefix[:-1] if prefix.endswith("/") else prefix, where=where)
     return prefix
-
-
-def open_storage(uri: str) -> Storage:
-    """Open the storage rooted at ``uri``.
-
-    Args:
-        uri: ``s3://bucket[/prefix]`` for S3 (endpoint, region and credentials come from the
-            standard AWS chain, see `zsl_search.settings`); ``file:///abs/dir`` or a plain path
-            for a local directory, which is created if missing.
-
-    Raises:
-        StorageError: the URI has an unsupported scheme, or the local directory cannot be created.
-    """
-    match = _SCHEME.match(uri)
-    scheme = match.group(1).lower() if match else ""
-    if scheme == "s3":
-        from ._s3 import S3Storage
-
-        return S3Storage(uri)
-    if scheme in ("", "file"):
-        from ._local import LocalStorage
-
-        return LocalStorage(uri[len("file://"):] if scheme == "file" else uri)
-    raise StorageError(f"{uri}: unsupported storage scheme {scheme!r}; use s3://bucket/prefix or a local path")
-
-
-def pyarrow_filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it for ``uri``, as Ray Tune's
-    ``RunConfig(storage_filesystem=..., storage_path=...)`` expects.
-
-    For ``s3://bucket/prefix`` returns an ``S3FileSystem`` (endpoint override and region from
-    `zsl_search.settings`, credentials from the standard AWS chain, retry count from
-    ``ZSL_S3_RETRIES``) and ``"bucket/prefix"``. For a local path or ``file://`` URI returns a
-    ``LocalFileSystem`` and the absolute directory path, creating the directory.
-
-    Raises:
-        StorageError: the URI is unsupported or the filesystem cannot be set up.
-    """
-    match = _SCHEME.match(uri)
-    scheme = match.group(1).lower() if match else ""
-    if scheme == "s3":
-        from ._s3 import s3_pyarrow_filesystem
-
-        return s3_pyarrow_filesystem(uri)
-    if scheme in ("", "file"):
-        import pyarrow.fs
-
-        store = open_storage(uri)
-        assert store.local_path is not None
-        return pyarrow.fs.LocalFileSystem(), str(store.local_path)
-    raise StorageError(f"{uri}: unsupported storage scheme {scheme!r}; use s3://bucket/prefix or a local path")

@@ -5,14 +5,23 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import StorageError
-from ._base import Storage, StorageNotFound, check_key, check_prefix
+from ..errors import StorageError, StorageNotFound
+from ._base import Storage, check_key, check_prefix
+
+if TYPE_CHECKING:
+    import pyarrow.fs
 
 __all__ = ["LocalStorage"]
 
 # Temporary files are hidden siblings ".<name>.<random>.tmp" of the object being written.
 _TMP_SUFFIX = ".tmp"
+
+
+def _path_of(root: str | os.PathLike[str]) -> Path:
+    root = os.fspath(root)
+    return Path(root[len("file://"):] if root.lower().startswith("file://") else root).expanduser()
 
 
 def _is_temp(name: str) -> bool:
@@ -29,14 +38,16 @@ class LocalStorage(Storage):
     temporary files; the last rename wins.
 
     Args:
-        root: the directory; created (with parents) if missing.
+        root: the directory (a path or a ``file://`` URI); created (with parents) if missing.
 
     Raises:
         StorageError: the directory cannot be created.
     """
 
+    remote = False
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self._root = Path(root).expanduser().absolute()
+        self._root = _path_of(root).absolute()
         try:
             self._root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -45,9 +56,18 @@ class LocalStorage(Storage):
                 "check the path and its permissions"
             ) from e
 
+    @classmethod
+    def is_absolute(cls, uri: str) -> bool:
+        return _path_of(uri).is_absolute()
+
     @property
     def uri(self) -> str:
         return str(self._root)
+
+    def pyarrow_filesystem(self) -> tuple[pyarrow.fs.FileSystem, str]:
+        import pyarrow.fs
+
+        return pyarrow.fs.LocalFileSystem(), str(self._root)
 
     @property
     def local_path(self) -> Path:

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from .. import settings
-from ..errors import StorageError
-from ._base import Storage, StorageNotFound, check_key, check_prefix
+from ..errors import StorageError, StorageNotFound
+from ._base import Storage, check_key, check_prefix
 
 if TYPE_CHECKING:
     import pyarrow.fs
 
-__all__ = ["S3Storage", "s3_pyarrow_filesystem"]
+__all__ = ["S3Storage", "parse_s3_uri"]
 
 T = TypeVar("T")
 
@@ -114,10 +114,37 @@ class S3Storage(Storage):
     def uri(self) -> str:
         return f"s3://{self._bucket}/{self._prefix}" if self._prefix else f"s3://{self._bucket}"
 
-    @property
-    def bucket(self) -> str:
-        """The bucket name."""
-        return self._bucket
+    @classmethod
+    def check_uri(cls, uri: str) -> None:
+        parse_s3_uri(uri)
+
+    def pyarrow_filesystem(self) -> tuple[pyarrow.fs.FileSystem, str]:
+        """A pyarrow ``S3FileSystem`` (endpoint override and region from `zsl_search.settings`,
+        credentials from the standard AWS chain, retries from ``ZSL_S3_RETRIES``) and
+        ``"bucket/prefix"``.
+
+        Raises:
+            StorageError: the filesystem cannot be created.
+        """
+        import pyarrow.fs
+
+        kwargs: dict[str, Any] = {
+            "connect_timeout": _CONNECT_TIMEOUT_S,
+            "retry_strategy": pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=settings.s3_retries() + 1),
+        }
+        endpoint = settings.s3_endpoint_url()
+        if endpoint:
+            parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+            kwargs["scheme"] = parts.scheme
+            kwargs["endpoint_override"] = parts.netloc.rpartition("@")[2] + parts.path.rstrip("/")
+        region = settings.aws_region()
+        if region:
+            kwargs["region"] = region
+        try:
+            fs = pyarrow.fs.S3FileSystem(**kwargs)
+        except (OSError, ValueError) as e:
+            raise StorageError(f"{self.uri}: cannot set up the pyarrow S3 filesystem ({type(e).__name__}); check AWS_ENDPOINT_URL and AWS_REGION") from e
+        return fs, f"{self._bucket}/{self._prefix}" if self._prefix else self._bucket
 
     def _object_key(self, key: str) -> str:
         check_key(key, where=self.uri)
@@ -345,31 +372,3 @@ def _is_transient(e: Exception) -> bool:
 def _redact(text: str) -> str:
     """Drop ``user:password@`` from any URL in ``text``."""
     return re.sub(r"//[^/@\s]+@", "//", text)
-
-
-def s3_pyarrow_filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    """A pyarrow ``S3FileSystem`` and ``"bucket/prefix"`` for ``uri`` (see `pyarrow_filesystem`).
-
-    Raises:
-        StorageError: the URI is malformed or the filesystem cannot be created.
-    """
-    import pyarrow.fs
-
-    bucket, prefix = parse_s3_uri(uri)
-    kwargs: dict[str, Any] = {
-        "connect_timeout": _CONNECT_TIMEOUT_S,
-        "retry_strategy": pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=settings.s3_retries() + 1),
-    }
-    endpoint = settings.s3_endpoint_url()
-    if endpoint:
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        kwargs["scheme"] = parts.scheme
-        kwargs["endpoint_override"] = parts.netloc.rpartition("@")[2] + parts.path.rstrip("/")
-    region = settings.aws_region()
-    if region:
-        kwargs["region"] = region
-    try:
-        fs = pyarrow.fs.S3FileSystem(**kwargs)
-    except (OSError, ValueError) as e:
-        raise StorageError(f"{uri}: cannot set up the pyarrow S3 filesystem ({type(e).__name__}); check AWS_ENDPOINT_URL and AWS_REGION") from e
-    return fs, f"{bucket}/{prefix}" if prefix else bucket

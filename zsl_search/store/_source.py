@@ -6,9 +6,13 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, DataError
+from ..storage import is_remote
+
+if TYPE_CHECKING:
+    from ..search import SearchSpec
 
 __all__ = ["DataSource", "resolve_dataset_dir", "load_dataset", "load_split", "check_source"]
 
@@ -19,7 +23,7 @@ DEMO = "demo"  # the built-in synthetic dataset, generated on first use
 class DataSource:
     """Everything that determines a Split: identical sources share one feature store."""
 
-    path: str  # directory, s3://bucket/prefix, or "demo"
+    path: str  # directory, storage URI (s3://bucket/prefix), or "demo"
     semantics: str = "att_splits.mat"
     protocol: str = "validation"
     preprocess: str = "minmax"
@@ -27,13 +31,21 @@ class DataSource:
     defaults: str | None = None  # which per-dataset defaults apply; None: the dataset's identity
     fold: int = 0  # validation class fold (zsl_search.data.make_split)
 
+    @classmethod
+    def from_spec(cls, spec: SearchSpec, *, protocol: str | None = None, fold: int = 0) -> DataSource:
+        """The source a search spec reads: its dataset section, protocol and seed (``protocol``
+        replaces the spec's, e.g. ``"test"`` for finalize)."""
+        d = spec.dataset
+        return cls(path=d.path, semantics=d.semantics, protocol=protocol or spec.protocol, preprocess=d.preprocess,
+                   seed=spec.seed, defaults=d.defaults, fold=fold)
+
     def key(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
-    """A local directory holding the dataset: ``demo`` is synthesised into the cache once,
-    ``s3://`` is downloaded into the cache once, anything else is used as it is."""
+    """A local directory holding the dataset: ``demo`` is synthesised into the cache once, a
+    remote storage URI (``s3://``) is downloaded into the cache once, a local path is used as it is."""
     if path == DEMO:
         from ..data import synthesize
 
@@ -41,12 +53,12 @@ def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
         if not (root / "res101.mat").exists() or not (root / "att_splits.mat").exists():
             synthesize(root, preset="demo", seed=0)
         return root
-    if path.startswith("s3://"):
+    if is_remote(path):
         from ..data import IDENTITY_FILE
         from ..storage import StorageNotFound, open_storage
 
         storage = open_storage(path)
-        root = cache_dir / "s3" / hashlib.sha1(path.encode()).hexdigest()[:16]
+        root = cache_dir / "remote" / hashlib.sha1(path.encode()).hexdigest()[:16]
         for name in ("res101.mat", semantics, IDENTITY_FILE):
             if not (root / name).exists():
                 try:
@@ -70,7 +82,7 @@ def check_source(source: DataSource, *, cache_dir: Path, folds: int = 1) -> dict
     """Pre-flight check, before Ray starts: load and validate the dataset of ``source`` exactly
     as ``zsl-search data info`` does, then build the split the search will use.
 
-    ``demo`` is generated and ``s3://`` downloaded into ``cache_dir`` first (the feature stores
+    ``demo`` is generated and a remote dataset downloaded into ``cache_dir`` first (the feature stores
     reuse them). With ``folds`` > 1 every validation class fold is built too. Returns the
     `zsl_search.data.describe_dataset` summary.
 
@@ -111,6 +123,6 @@ def load_dataset(source: DataSource, *, cache_dir: Path):  # -> XlsaDataset
 
     root = resolve_dataset_dir(source.path, semantics=source.semantics, cache_dir=cache_dir)
     name = None
-    if source.path.startswith("s3://") and "name" not in read_identity(root):
+    if is_remote(source.path) and "name" not in read_identity(root):
         name = source.path.rstrip("/").rsplit("/", 1)[-1]
     return load_xlsa(root, semantics=source.semantics, name=name, defaults=source.defaults)

@@ -156,12 +156,12 @@ class Trainer:
         return row, metrics
 
     @torch.no_grad()
-    def generate(self, att: torch.Tensor, n: int, *, seed: int | None = None) -> torch.Tensor:
+    def generate(self, att: torch.Tensor, n: int) -> torch.Tensor:
         """``n`` synthetic features per row of ``att`` (K, A), class-major: (K * n, D).
 
         Uses its own generator (seeded from the run seed and the epoch) so evaluating never
         changes the training stream and a resumed run evaluates identically."""
-        gen = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.epoch if seed is None else seed)
+        gen = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.epoch)
         self.gan.generator.eval()
         a = att.to(self.device).repeat_interleave(n, dim=0)
         z = torch.randn(a.shape[0], self.gan.nz, generator=gen, device=self.device)
