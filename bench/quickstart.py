@@ -6,7 +6,12 @@ The baseline is measured in the same run: every variant at its reference default
 demo set, ``budget.max_epochs`` epochs, scored exactly as a trial is (best validation H over
 epochs). Prints both and their ratio; exits 1 if either target is missed.
 
-    python -m bench.quickstart [--spec experiments/quickstart.yaml] [--storage DIR]
+With ``--baseline`` it also runs the same spec and seed with the throughput machinery off
+(``runtime: {reuse_workers: false, shared_classifier: false}``: a fresh worker process and a
+freshly trained frozen classifier per trial) and reports, as same-run ratios, trials finished
+per minute and the median time from a trial's start to its first generator step.
+
+    python -m bench.quickstart [--spec experiments/quickstart.yaml] [--storage DIR] [--baseline]
 """
 
 from __future__ import annotations
@@ -37,12 +42,35 @@ def default_baselines(spec) -> dict[str, float]:
     return out
 
 
+def _throughput(result, seconds: float) -> tuple[float, float]:
+    """(trials finished per minute, median seconds from trial start to first generator step)."""
+    import statistics
+
+    startup = [r["startup_s"] for r in result.rows if r.get("startup_s") is not None]
+    return len(result.rows) / (seconds / 60), statistics.median(startup) if startup else float("nan")
+
+
+def _compare(spec, storage: str, result, seconds: float) -> None:
+    from zsl_search.search import run_search
+
+    start = time.perf_counter()
+    base = run_search(spec.override({"storage": storage, "name": f"{spec.name}-baseline",
+                                     "runtime.reuse_workers": False, "runtime.shared_classifier": False}),
+                      progress=False)
+    base_seconds = time.perf_counter() - start
+    (rate, startup), (base_rate, base_startup) = _throughput(result, seconds), _throughput(base, base_seconds)
+    print(f"throughput: {rate:.1f} trials/min vs baseline {base_rate:.1f} ({rate / base_rate:.2f}x); median time "
+          f"to first generator step {startup:.2f} s vs {base_startup:.2f} s ({base_startup / startup:.1f}x shorter)")
+    print(f"  baseline: {len(base.rows)} trials in {base_seconds:.0f} s, best validation H {base.rows[0]['H']:.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from zsl_search.search import load_spec, run_search
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default=str(ROOT / "experiments" / "quickstart.yaml"))
     parser.add_argument("--storage", default=None, help="results directory (default: a temporary one)")
+    parser.add_argument("--baseline", action="store_true", help="also run with the throughput machinery off")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     storage = args.storage or tempfile.mkdtemp(prefix="bench-quickstart-")
@@ -50,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     result = run_search(spec.override({"storage": storage}), progress=False)
     search_seconds = time.perf_counter() - start
+    if args.baseline:
+        _compare(spec, storage, result, search_seconds)
     best = result.rows[0]
     start = time.perf_counter()
     baselines = default_baselines(spec)

@@ -44,6 +44,12 @@ def test_search_writes_every_trial_once_and_tells_optuna_the_truth(ray_local, tm
     assert {r["variant"] for r in rows} == {"fclswgan", "cosgan"}  # both variants tried (warm start)
     assert all(r["status"] in ("COMPLETE", "EARLY_STOPPED") for r in rows)
     assert rows[0]["H"] >= rows[-1]["H"] and rows[0]["H"] > 0
+    # Every row says how long its trial took to reach its first generator step; with one worker
+    # process reused (max_concurrent 1) and the node's shared classifier, later trials start faster
+    # than the first, which imported everything and trained the classifier.
+    startup = [r["startup_s"] for r in sorted(rows, key=lambda r: r["completed_order"])]
+    assert all(s is not None and s >= 0 for s in startup)
+    assert min(startup[1:]) < startup[0]
 
     study = optuna.load_study(study_name="tiny",
                               storage=JournalStorage(JournalFileBackend(str(tmp_path / "tiny" / "optuna.journal"))))

@@ -114,3 +114,30 @@ def test_without_cuda_the_gpu_path_falls_back_to_the_shared_cpu_copy(ray_local, 
     split = fetch_split(store, device="cuda")
     assert split.train_x.device == torch.device("cpu") and ray.get(store.stats.remote())["cuda_copies"] == 0
     release_stores("gputest")
+
+
+def test_the_frozen_classifier_is_trained_once_per_node_and_equals_a_trials_own(ray_local) -> None:
+    import torch
+
+    from zsl_search import settings
+    from zsl_search.models import get_variant
+    from zsl_search.store import fetch_classifier
+    from zsl_search.train import Trainer, pretrain_classifier
+
+    store = get_store(DataSource(path="demo"), search="clstest", cache_dir=settings.cache_dir())
+    try:
+        split = fetch_split(store)
+        shared = fetch_classifier(store, seed=3, epochs=2)
+        again, other = fetch_classifier(store, seed=3, epochs=2), fetch_classifier(store, seed=4, epochs=2)
+        assert ray_local.get(store.stats.remote())["classifiers"] == 2  # one per (seed, epochs), not per fetch
+        own = pretrain_classifier(split.train_x, split.train_y, split.n_seen, epochs=2, seed=3)
+        assert torch.equal(shared.weight, own.weight) and torch.equal(shared.bias, own.bias)
+        assert torch.equal(again.weight, shared.weight) and not torch.equal(other.weight, shared.weight)
+        # A trainer handed the shared classifier trains exactly as one that trains its own.
+        params = get_variant("fclswgan").make_params({"epochs": 1, "hidden": 32, "cls_pretrain_epochs": 2},
+                                                     dataset="DEMO")
+        served = Trainer(split, variant="fclswgan", params=params, seed=3, classifier=shared)
+        alone = Trainer(split, variant="fclswgan", params=params, seed=3)
+        assert served.train_epoch() == alone.train_epoch()
+    finally:
+        release_stores("clstest")

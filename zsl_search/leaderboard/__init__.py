@@ -14,7 +14,7 @@ Input row (one per trial) handed to `LeaderboardWriter.write`::
      "status": one of STATUSES, "error": str | None, "restarts": int, "epochs": int, "best_epoch": int,
      "best_step": int, "schedule_steps": int, "cls_epochs": int, "selected_on_test": bool,
      "H": float, "U": float, "S": float, "zsl_acc": float, "retrieval_map": float,
-     "seconds": float, "seed": int, "node_id": str | None, "params": {name: value},
+     "seconds": float, "startup_s": float | None, "seed": int, "node_id": str | None, "params": {name: value},
      "created_at": datetime | ISO str, "completed_order": int}
 
 Only trial_id, variant and status (and H, U, S unless ERROR) are required; finalize adds the

@@ -53,14 +53,14 @@ _LAYOUT: tuple[tuple[str, str, bool], ...] = (
     ("cls_steps", "int64", True),
     ("selected_on_test", "bool", True), ("status", "string", False),
     ("error", "string", True), ("restarts", "int64", True),
-    ("seconds", "float64", True), ("seed", "int64", True),
+    ("seconds", "float64", True), ("startup_s", "float64", True), ("seed", "int64", True),
     ("params", "", True),
     ("config_json", "string", False), ("version", "string", False),
     ("created_at", "timestamp", False), ("completed_order", "int64", True), ("node_id", "string", True),
     *((name, "float64", True) for name in TEST_COLUMNS[:6]),
     ("test_steps", "int64", True), ("test_cls_steps", "int64", True), ("test_seeds", "list_int64", True),
 )
-_FLOATS = ("H", "U", "S", "zsl_acc", "retrieval_map", "seconds", *TEST_COLUMNS[:6])
+_FLOATS = ("H", "U", "S", "zsl_acc", "retrieval_map", "seconds", "startup_s", *TEST_COLUMNS[:6])
 _INTS = ("epochs", "best_epoch", "best_step", "schedule_steps", "cls_epochs", "cls_steps", "restarts", "seed",
          "completed_order", "test_steps", "test_cls_steps")
 _STRINGS = ("dataset", "protocol", "node_id", "error")

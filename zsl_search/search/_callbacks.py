@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -29,9 +30,13 @@ FINAL_STATUSES = frozenset({"COMPLETE", "EARLY_STOPPED", "STOPPED", "DIVERGED", 
 
 
 def trial_row(*, trial_id: str, config: dict[str, Any], result: dict[str, Any], status: str, spec: Any,
-              dataset: str, error: str | None = None, restarts: int = 0) -> dict[str, Any]:
+              dataset: str, error: str | None = None, restarts: int = 0,
+              started_at: float | None = None) -> dict[str, Any]:
     """One leaderboard row from a trial's config and its last report. H/U/S are those of the
-    trial's best epoch so far, which is chosen on the protocol's own (validation) split."""
+    trial's best epoch so far, which is chosen on the protocol's own (validation) split.
+    ``started_at`` (when Tune started the trial, wall clock) gives ``startup_s``: the time until
+    its first generator step."""
+    first_step = result.get("first_step_at")
     variant = config["variant"]
     fixed = spec.variant_space(variant).fixed
     return {
@@ -45,6 +50,7 @@ def trial_row(*, trial_id: str, config: dict[str, Any], result: dict[str, Any], 
         "S": float(result.get("best_S", 0.0)), "zsl_acc": float(result.get("best_zsl_acc", 0.0)),
         "retrieval_map": float(result.get("best_retrieval_map", 0.0)),
         "seconds": float(result.get("time_total_s", 0.0)), "seed": spec.seed, "node_id": result.get("node_id"),
+        "startup_s": None if started_at is None or first_step is None else max(0.0, first_step - started_at),
         "params": {**fixed, **config.get(variant, {})}, "created_at": datetime.now(timezone.utc),
     }
 
@@ -104,11 +110,21 @@ class TrialLedger(Callback):
         self.interrupted = False
         self.trials: list[Any] = []  # Tune's live list of every trial (set by each step)
         self.done = sum(status in FINAL_STATUSES for status in self.existing.values())
+        self.started_at: dict[str, float] = {}  # trial_id -> when Tune last started it (wall clock)
+        # Rows go to storage from a background thread: Tune calls these hooks on its driver
+        # loop, and a leaderboard write (Parquet, CSV, markdown, index; S3 round trips) there
+        # would hold up every other trial's results.
+        self._outbox: list[dict[str, Any]] = []
+        self._outbox_cv = threading.Condition()
+        self._writing = False
+        self._write_error: BaseException | None = None
+        self._flusher: threading.Thread | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; `run_search` hands a restored run a
-        # live ledger of its own, so the writer (a lock) and the trial list need not travel.
-        return {**self.__dict__, "writer": None, "echo": None, "trials": []}
+        # live ledger of its own, so the writer (a lock), its thread and the trials need not travel.
+        return {**self.__dict__, "writer": None, "echo": None, "trials": [], "_outbox": [], "_outbox_cv": None,
+                "_flusher": None, "_writing": False}
 
     # -- Tune hooks ------------------------------------------------------------------------------
     def setup(self, **info: Any) -> None:
@@ -127,6 +143,9 @@ class TrialLedger(Callback):
 
         signal.signal(signal.SIGINT, on_interrupt)
 
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started_at[trial.trial_id] = time.time()
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.trials = trials
 
@@ -134,13 +153,12 @@ class TrialLedger(Callback):
         result = trial.last_result or {}
         if not _reported(result):
             return  # counted by close()
+        self._end(trial, result, self._completion_status(result))
+
+    def _completion_status(self, result: dict[str, Any]) -> str:
         if result.get("diverged"):
-            status = "DIVERGED"
-        elif int(result["epoch"]) >= self.spec.budget.max_epochs:
-            status = "COMPLETE"
-        else:
-            status = "EARLY_STOPPED"
-        self._end(trial, result, status)
+            return "DIVERGED"
+        return "COMPLETE" if int(result["epoch"]) >= self.spec.budget.max_epochs else "EARLY_STOPPED"
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._check_fatal(trial)
@@ -169,7 +187,7 @@ class TrialLedger(Callback):
              error: str | None = None, restarts: int = 0) -> dict[str, Any]:
         self.order += 1
         row = trial_row(trial_id=trial_id, config=config, result=result, status=status, spec=self.spec,
-                        dataset=self.dataset, error=error, restarts=restarts)
+                        dataset=self.dataset, error=error, restarts=restarts, started_at=self.started_at.get(trial_id))
         return {**row, "completed_order": self.order}
 
     def _end(self, trial: Any, result: dict[str, Any], status: str, *, error: str | None = None) -> None:
@@ -177,12 +195,46 @@ class TrialLedger(Callback):
         # Every failure but a final one (ERROR) was followed by a restart from the checkpoint.
         restarts = trial.num_failures - (status == "ERROR")
         row = self._row(trial.trial_id, trial.config, result, status, error=error, restarts=restarts)
-        self.writer.write([row])
+        self._write_later(row)
         self.done += 1
         extra = f": {error}" if error else ""
         self._say(f"[{self.done}/{self.spec.budget.trials}] trial {trial.trial_id} {row['variant']:9s} "
                   f"{status.lower():13s} epochs={row['epochs']:<3} best H={row['H']:.4f} "
                   f"(U={row['U']:.4f} S={row['S']:.4f}){extra}")
+
+    def _write_later(self, row: dict[str, Any]) -> None:
+        with self._outbox_cv:
+            self._outbox.append(row)
+            self._outbox_cv.notify()
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, name="leaderboard-writer", daemon=True)
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._outbox_cv:
+                self._outbox_cv.wait_for(lambda: bool(self._outbox))
+                rows, self._outbox, self._writing = self._outbox, [], True
+            try:
+                self.writer.write(rows)  # rows that arrived meanwhile go together in the next write
+            except BaseException as e:  # noqa: BLE001 - a spool that cannot be written; `flush` raises it
+                self._write_error = e
+            finally:
+                with self._outbox_cv:
+                    self._writing = False
+                    self._outbox_cv.notify_all()
+
+    def flush(self) -> None:
+        """Wait until every row handed to the background writer is written (or spooled).
+
+        Raises:
+            LeaderboardError: a row could be neither uploaded nor spooled locally.
+        """
+        with self._outbox_cv:
+            self._outbox_cv.wait_for(lambda: not self._outbox and not self._writing)
+        if self._write_error is not None:
+            error, self._write_error = self._write_error, None
+            raise error
 
     def _say(self, line: str) -> None:
         if self.echo is not None:
@@ -196,6 +248,7 @@ class TrialLedger(Callback):
         was interrupted, else STOPPED) unless they already hold a final one; the others are
         counted. Returns the summary lines to show the user.
         """
+        self.flush()
         status = "INTERRUPTED" if reason == "interrupted" else "STOPPED"
         rows, unreported = [], Counter()
         for trial in self.trials:

@@ -68,8 +68,18 @@ def _init_ray(address: str | None) -> None:
     address = address or settings.ray_address()
     if address:
         ray.init(address=address, namespace=None, log_to_driver=False)
-    else:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        return
+    for attempt in range(3):
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+            return
+        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one
+            # Ray gives a local node 30 s to register, hard-coded; a machine busy enough to miss
+            # that gets another try rather than a failed search.
+            if "timed out during startup" not in str(e) or attempt == 2:
+                raise
+            ray.shutdown()
+            warn("local Ray took over 30 s to start (a busy machine?); starting it again")
 
 
 def _quiet_tune() -> None:
@@ -296,7 +306,7 @@ def _new_tuner(spec: SearchSpec, trainable: Any, storage_path: str, fs: Any, jou
             metric=METRIC, mode="max", search_alg=tune.search.ConcurrencyLimiter(searcher, spec.max_concurrent),
             scheduler=make_scheduler(spec), num_samples=spec.budget.trials, time_budget_s=spec.budget.time_budget_s,
             # Trials reuse their worker process: no new interpreter, no re-import per trial.
-            reuse_actors=True, trial_dirname_creator=_trial_dirname,
+            reuse_actors=spec.runtime.reuse_workers, trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=spec.name, storage_path=storage_path, storage_filesystem=fs,

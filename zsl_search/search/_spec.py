@@ -26,7 +26,7 @@ from ..models import Categorical, Distribution, Float, Int, get_variant, variant
 from ..storage import check_uri
 from ._factories import SAMPLERS, SCHEDULERS
 
-__all__ = ["SearchSpec", "VariantSpace", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "load_spec", "parse_spec"]
+__all__ = ["SearchSpec", "VariantSpace", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "RuntimeSpec", "load_spec", "parse_spec"]
 
 ALL = "all"  # the `space` key whose entries apply to every variant
 
@@ -72,6 +72,14 @@ class ResourcesSpec(_Strict):
     gpu: float = Field(default=0.0, ge=0, le=8)
 
 
+class RuntimeSpec(_Strict):
+    """How trials run, not what they compute: the same spec and seed give the same rows either way
+    (``bench/quickstart.py --baseline`` turns both off to measure what they save)."""
+
+    reuse_workers: bool = True  # one worker process runs trial after trial: no re-import per trial
+    shared_classifier: bool = True  # the frozen classifier is trained once per node, seed and length
+
+
 class SearchSpec(_Strict):
     """A validated search spec. Build with `load_spec` / `parse_spec`, which collect all errors."""
 
@@ -90,6 +98,7 @@ class SearchSpec(_Strict):
     scheduler: str = "asha"  # a key of SCHEDULERS
     sampler: SamplerSpec = SamplerSpec()
     resources: ResourcesSpec = ResourcesSpec()
+    runtime: RuntimeSpec = RuntimeSpec()
     storage: str = "./zsl-results"
     max_concurrent: int = Field(default=2, ge=1)
     seed: int = 0

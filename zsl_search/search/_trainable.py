@@ -32,23 +32,28 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
     A diverged loss ends the trial after reporting ``diverged=True``. Raises `DataError` when
     the node's feature store cannot load the dataset (the driver then ends the search)."""
     import dataclasses
+    import time
 
     import ray
     import torch
     from ray import tune
 
     from ..models import load_plugins
-    from ..store import fetch_split, get_store
+    from ..store import fetch_classifier, fetch_split, get_store
     from ..train import Trainer
 
     load_plugins(plugins)  # the driver's variant plugins, before the spec's variants are built
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
-    splits = [fetch_split(get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir),
-                          device=device) for k in range(spec.folds)]
+    stores = [get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir)
+              for k in range(spec.folds)]
+    splits = [fetch_split(store, device=device) for store in stores]
     params = trial_params(spec, config, dataset=splits[0].defaults_name)
-    trainers = [Trainer(split, variant=config["variant"], params=params, seed=spec.seed, device=device)
-                for split in splits]
+    shared = spec.runtime.shared_classifier and params.cls_weight > 0
+    trainers = [Trainer(split, variant=config["variant"], params=params, seed=spec.seed, device=device,
+                        classifier=fetch_classifier(store, seed=spec.seed, epochs=params.cls_pretrain_epochs)
+                        if shared else None)
+                for store, split in zip(stores, splits, strict=True)]
     node_id = ray.get_runtime_context().get_node_id()
 
     checkpoint = tune.get_checkpoint()
@@ -75,7 +80,7 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
             # and the final classifier's length (epochs, Adam steps) validated there.
             "best_step": int(best.get("step", 0)), "schedule_steps": lead.schedule_steps,
             "best_cls_epochs": int(best.get("cls_epoch", 0)) + 1 if best else 0,
-            "best_cls_steps": int(best.get("cls_steps", 0)),
+            "best_cls_steps": int(best.get("cls_steps", 0)), "first_step_at": first_step_at,
         }
         with tempfile.TemporaryDirectory() as d:
             for k, trainer in enumerate(trainers):
@@ -88,6 +93,7 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
                 warnings.warn(f"checkpoint of epoch {lead.epoch} not persisted: {e}", stacklevel=1)
                 tune.report(metrics)
 
+    first_step_at = time.time()  # wall clock, for the driver's time-to-first-step figure
     while trainers[0].step < trainers[0].schedule_steps:
         for trainer in trainers:  # one epoch per fold
             trainer.fit_epoch(eval_every=spec.eval_every)

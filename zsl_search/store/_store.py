@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import DataError
 from ._source import DataSource, load_split
 
-__all__ = ["FeatureStore", "get_store", "fetch_split", "store_actor_name", "NAMESPACE"]
+__all__ = ["FeatureStore", "get_store", "fetch_split", "fetch_classifier", "store_actor_name", "NAMESPACE"]
 
 NAMESPACE = "zsl-search"
 
@@ -29,6 +29,7 @@ class FeatureStore:
 
         self._node_id = ray.get_runtime_context().get_node_id()
         self._cuda: dict[str, Any] = {}  # GPU uuid -> (device tensors, exported IPC handles)
+        self._classifiers: dict[tuple[int, int], Any] = {}  # (seed, epochs) -> ObjectRef of its weights
         self._served = 0
         self._nbytes = 0
         self._error: str | None = None
@@ -53,10 +54,26 @@ class FeatureStore:
         return {"meta": self._meta, "refs": [self._ref], "node_id": self._node_id, "pid": os.getpid()}
 
     def stats(self) -> dict[str, Any]:
-        """What this store holds and has done (bytes shared, trials served, GPU copies): how
+        """What this store holds and has done (bytes shared, trials served, GPU copies, frozen
+        classifiers trained): how
         bench/feature_store.py and the tests see that one copy serves every trial of a node."""
         return {"node_id": self._node_id, "pid": os.getpid(), "nbytes": self._nbytes, "served": self._served,
-                "cuda_copies": len(self._cuda)}
+                "cuda_copies": len(self._cuda), "classifiers": len(self._classifiers)}
+
+    def frozen_classifier(self, seed: int, epochs: int) -> list[Any]:
+        """The frozen classifier for the ``cls_weight`` loss (`zsl_search.train.pretrain_classifier`),
+        trained on first request for ``(seed, epochs)`` and shared by every later trial of the
+        node; ``[ObjectRef]`` of its ``{"weight", "bias"}`` arrays (a list, so Ray passes the ref)."""
+        import ray
+
+        from ..data import Split
+        from ..train import pretrain_classifier
+
+        if (seed, epochs) not in self._classifiers:
+            split = Split.from_arrays(self._meta, ray.get(self._ref))
+            cls = pretrain_classifier(split.train_x, split.train_y, split.n_seen, epochs=epochs, seed=seed)
+            self._classifiers[seed, epochs] = ray.put({k: v.numpy() for k, v in cls.state_dict().items()})
+        return [self._classifiers[seed, epochs]]
 
     def cuda_handles(self, gpu_uuid: str) -> dict[str, Any] | None:
         """IPC handles of this store's copy on the GPU with ``gpu_uuid`` (created on first call).
@@ -123,6 +140,18 @@ def fetch_split(store: Any, *, device: str = "cpu"):  # -> Split
     if "error" in info:
         raise DataError(info["error"])
     return Split.from_arrays(info["meta"], ray.get(info["refs"][0]))  # read-only, zero-copy views
+
+
+def fetch_classifier(store: Any, *, seed: int, epochs: int):  # -> torch.nn.Linear
+    """The node's shared frozen classifier for ``(seed, epochs)`` (see `FeatureStore.frozen_classifier`),
+    on the CPU (`zsl_search.train.Trainer` moves it)."""
+    import ray
+    import torch
+
+    weights = ray.get(ray.get(store.frozen_classifier.remote(seed, epochs))[0])
+    cls = torch.nn.Linear(weights["weight"].shape[1], weights["weight"].shape[0])
+    cls.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
+    return cls.eval().requires_grad_(False)
 
 
 def _fetch_cuda(store: Any):  # -> Split | None

@@ -1,5 +1,7 @@
-"""The training loop shared by every GAN variant."""
+"""The training loop shared by every GAN variant (`Trainer`), and `FusedTrainer`: K runs of one
+variant with the same shapes trained as one batched model, each member its solo run."""
 
-from ._trainer import Trainer, TrainResult, train
+from ._fused import FusedTrainer, can_fuse, pack_key
+from ._trainer import Trainer, TrainResult, pretrain_classifier, train
 
-__all__ = ["Trainer", "TrainResult", "train"]
+__all__ = ["Trainer", "TrainResult", "train", "pretrain_classifier", "FusedTrainer", "can_fuse", "pack_key"]

@@ -24,7 +24,18 @@ if TYPE_CHECKING:
     from ..data import Split
     from ..eval import EvalResult
 
-__all__ = ["Trainer", "TrainResult", "train"]
+__all__ = ["Trainer", "TrainResult", "train", "pretrain_classifier"]
+
+
+def pretrain_classifier(train_x: torch.Tensor, train_y: torch.Tensor, n_seen: int, *, epochs: int, seed: int,
+                        device: str | torch.device = "cpu") -> torch.nn.Linear:
+    """The frozen seen-class softmax behind the ``cls_weight`` loss, as f-CLSWGAN trains it
+    (batch 100, Adam 1e-3): a function of the training features, ``epochs`` and ``seed`` only
+    (bit for bit the same whatever the thread count), so one copy can serve many trials."""
+    from ..eval import fit_softmax
+
+    cls = fit_softmax(train_x, train_y, n_seen, epochs=epochs, batch_size=100, seed=seed, device=device)
+    return cls.eval().requires_grad_(False)
 
 
 class Trainer:
@@ -44,7 +55,7 @@ class Trainer:
 
     def __init__(
         self, split: Split, *, variant: str, params: CommonParams, seed: int = 0, device: str = "auto",
-        schedule_steps: int | None = None,
+        schedule_steps: int | None = None, classifier: torch.nn.Linear | None = None,
     ) -> None:
         self.variant = get_variant(variant)
         if not isinstance(params, self.variant.params_cls):
@@ -65,7 +76,12 @@ class Trainer:
         p = params
         self.opt_g = torch.optim.Adam(self.gan.generator.parameters(), lr=p.lr_g, betas=(p.beta1, p.beta2))
         self.opt_d = torch.optim.Adam(self.gan.critic_parameters(), lr=p.lr_d, betas=(p.beta1, p.beta2))
-        self.classifier = self._pretrain_classifier() if p.cls_weight > 0 else None
+        # The frozen classifier depends on the data, the seed and cls_pretrain_epochs only, so a
+        # search trains it once per node (the feature store serves it) and hands it in here.
+        if p.cls_weight > 0 and classifier is None:
+            classifier = pretrain_classifier(self.train_x, self.train_y, split.n_seen,
+                                             epochs=p.cls_pretrain_epochs, seed=seed, device=dev)
+        self.classifier = classifier.to(dev).eval().requires_grad_(False) if p.cls_weight > 0 else None
         self.steps_per_epoch = math.ceil(self.train_y.shape[0] / params.batch_size)
         self.schedule_steps = params.epochs * self.steps_per_epoch if schedule_steps is None else schedule_steps
         if self.schedule_steps < 0:
@@ -73,16 +89,6 @@ class Trainer:
         self.epoch = 0
         self.step = 0  # generator steps done
         self.history: list[dict[str, float]] = []
-
-    def _pretrain_classifier(self) -> torch.nn.Linear:
-        from ..eval import fit_softmax
-
-        cls = fit_softmax(
-            self.train_x, self.train_y, self.split.n_seen, epochs=self.params.cls_pretrain_epochs,
-            batch_size=100, seed=self.seed, device=self.device,
-        )
-        cls.eval().requires_grad_(False)
-        return cls
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.gan.nz, generator=self.rng, device=self.device)

@@ -1,0 +1,136 @@
+"""Throughput of fused trial arrays: K members of one variant trained as one `FusedTrainer`
+against the same K runs as solo `Trainer`s one after another, same threads, same params.
+
+Training only, after one untimed warm-up step each. Construction, classifier pretraining and
+evaluation are not timed: evaluation is per member and unfused (`FusedTrainer.evaluate(k)`
+trains the same final classifiers as `Trainer.evaluate`), so it costs what a solo run's does.
+Prints member-epochs (or member-steps) per second of both, their ratio, and the largest
+difference between a member's losses and its solo run's.
+
+    python -m bench.fused [--k 8] [--epochs 1] [--threads 2] [--device cpu]
+    python -m bench.fused --awa2 [--k 4] [--steps 3]   # AWA2-sized random tensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+
+
+def _awa2_split(n: int = 6000, seed: int = 0):
+    """Random tensors shaped like AWA2 (2048-d features, 85-d attributes, 40 seen classes):
+    training throughput depends on the shapes only."""
+    import torch
+
+    from zsl_search.data import Split
+
+    gen = torch.Generator().manual_seed(seed)
+    n_seen, n_unseen, feat, att = 40, 10, 2048, 85
+    y = torch.randint(0, n_seen, (n,), generator=gen)
+    x = torch.rand(n, feat, generator=gen)
+    empty = torch.empty(0, dtype=torch.long)
+    return Split(dataset="AWA2", protocol="synthetic", train_x=x, train_y=y, seen_x=x[:0], seen_y=empty,
+                 unseen_x=x[:0], unseen_y=empty, att=torch.rand(n_seen + n_unseen, att, generator=gen),
+                 seen_classes=torch.arange(n_seen), unseen_classes=torch.arange(n_seen, n_seen + n_unseen))
+
+
+def _members(variant: str, k: int, shared: dict, seed: int = 0) -> list:
+    """K configurations that differ in everything a pack member may differ in."""
+    from zsl_search.models import get_variant
+
+    v, rnd = get_variant(variant), random.Random(seed)
+    out = []
+    for _ in range(k):
+        per = {"lr_g": 10 ** rnd.uniform(-4, -3), "lr_d": 10 ** rnd.uniform(-4, -3),
+               "beta1": rnd.choice([0.0, 0.5, 0.9]), "cls_weight": 10 ** rnd.uniform(-3, 0)}
+        if "gp_lambda" in v.param_names():
+            per["gp_lambda"] = 10 ** rnd.uniform(0, 1.3)
+        out.append(v.make_params({**shared, **per}))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from zsl_search import settings
+    from zsl_search.store import DataSource, load_split
+    from zsl_search.train import FusedTrainer, Trainer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="fclswgan", choices=["fclswgan", "cgan", "zswgan"])
+    parser.add_argument("--k", type=int, default=None, help="members (default 8; 4 with --awa2)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs timed (demo shapes)")
+    parser.add_argument("--steps", type=int, default=3, help="generator steps timed (--awa2)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for both runs")
+    parser.add_argument("--hidden", type=int, default=None, help="default 512 (demo) / 4096 (--awa2)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--n-critic", type=int, default=None, help="default: the variant's")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    parser.add_argument("--awa2", action="store_true", help="AWA2-sized random tensors instead of the demo split")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    k = args.k or (4 if args.awa2 else 8)
+    if args.awa2:
+        split, unit, hidden = _awa2_split(), "member-steps", args.hidden or 4096
+    else:
+        split = load_split(DataSource(path="demo"), cache_dir=settings.cache_dir())
+        unit, hidden = "member-epochs", args.hidden or 512
+    shared = {"hidden": hidden, "batch_size": args.batch_size, "epochs": args.epochs, "cls_pretrain_epochs": 2}
+    if args.n_critic is not None:
+        shared["n_critic"] = args.n_critic
+    params, seeds = _members(args.variant, k, shared), list(range(k))
+    # --awa2 times single generator steps (train_epoch(max_steps=1)), the demo whole epochs.
+    rounds, max_steps = (args.steps, 1) if args.awa2 else (args.epochs, None)
+
+    Trainer(split, variant=args.variant, params=params[0], seed=0, device=args.device)  # first-call costs, untimed
+    t0 = time.perf_counter()
+    fused = FusedTrainer(split, variant=args.variant, params=params, seeds=seeds, device=args.device)
+    build_fused = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    solos = [Trainer(split, variant=args.variant, params=p, seed=s, device=args.device) for p, s in zip(params, seeds)]
+    build_solo = time.perf_counter() - t0
+
+    def timed(fn):  # CUDA runs asynchronously: time finished work only
+        if fused.device.type == "cuda":
+            torch.cuda.synchronize(fused.device)
+        t0 = time.perf_counter()
+        out = fn()
+        if fused.device.type == "cuda":
+            torch.cuda.synchronize(fused.device)
+        return out, time.perf_counter() - t0
+
+    # One untimed generator step each: first-call costs (allocator, BLAS setup) are not the rate.
+    fused.train_epoch(max_steps=1)
+    for solo in solos:
+        solo.train_epoch(max_steps=1)
+    # Rounds interleave the two sides so that load from elsewhere on the machine hits both alike.
+    t_fused = t_solo = worst = 0.0
+    load = os.getloadavg()[0]
+    for _ in range(rounds):
+        fused_rows, dt = timed(lambda: fused.train_epoch(max_steps=max_steps))
+        t_fused += dt
+        for solo, mine in zip(solos, fused_rows):
+            theirs, dt = timed(lambda: solo.train_epoch(max_steps=max_steps))  # noqa: B023 - called at once
+            t_solo += dt
+            for key in ("loss_d", "loss_g"):
+                worst = max(worst, abs(mine[key] - theirs[key]) / max(abs(theirs[key]), 1e-12))
+    load = max(load, os.getloadavg()[0])
+
+    work = k * rounds
+    data = "AWA2-sized random" if args.awa2 else "demo"
+    shape = f"{data}: D={split.feat_dim} A={split.att_dim} N={len(split.train_y)}"
+    print(f"{args.variant}, K={k}, {shape}, hidden={hidden}, batch={args.batch_size}, n_critic={params[0].n_critic}, "
+          f"threads={args.threads}, device={fused.device}, load average up to {load:.1f}")
+    print(f"fused: {work / t_fused:8.3f} {unit}/s ({t_fused:.2f} s; construction {build_fused:.2f} s)")
+    print(f"solo:  {work / t_solo:8.3f} {unit}/s ({t_solo:.2f} s; construction {build_solo:.2f} s)")
+    print(f"fused / solo throughput: {t_solo / t_fused:.2f}x")
+    print(f"largest relative loss difference, member vs its solo run: {worst:.2e}")
+    print("evaluation (untimed) is per member and unfused: FusedTrainer.evaluate(k) costs a solo evaluate")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""Fused trial arrays (after HFTA, Wang et al. MLSys 2021): K runs ("members") of one GAN
+variant with the same network shapes train as one model whose weights carry a leading member
+dimension, so one batched matmul does the work of K small ones.
+
+Every member is the computation of its solo `Trainer` run: the same initial weights (built by
+the variant under the same seeded RNG, then stacked), the same batches, noise and
+gradient-penalty draws (one `torch.Generator` per member, drawn in the solo order), the same
+losses (per member; their sum is back-propagated, and members share no weight so each gets its
+solo gradient) and the same Adam arithmetic (per-member rates and betas). Results agree with
+the solo runs to float rounding: batched and single matmuls may round differently.
+
+Scope: the variants whose networks are the plain concat MLPs of `ConcatGAN` (fclswgan, cgan,
+zswgan without ``project_att``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._device import resolve_device
+from ..errors import ConfigError
+from ..models import CommonParams, get_variant
+from ..models.base import Critic, Generator
+
+if TYPE_CHECKING:
+    from ..data import Split
+    from ..eval import EvalResult
+
+__all__ = ["FusedTrainer", "can_fuse", "pack_key"]
+
+# What members of one pack may differ in; every other hyperparameter decides shapes, the step
+# structure, the schedule or evaluation, so it must be equal.
+_PER_MEMBER = ("lr_g", "lr_d", "beta1", "beta2", "cls_weight", "gp_lambda")
+# The loss family of each supported variant: its losses are reimplemented batched here.
+_FAMILY = {"fclswgan": "wgan_gp", "zswgan": "wgan_gp", "cgan": "bce"}
+_EPS = 1e-8  # torch.optim.Adam's default
+
+
+def can_fuse(variant: str, params: CommonParams) -> bool:
+    """Whether a run of ``variant`` with ``params`` can be a `FusedTrainer` member."""
+    return variant in _FAMILY and not getattr(params, "project_att", False)
+
+
+def pack_key(variant: str, params: CommonParams) -> tuple:
+    """What must be equal for two configurations to share a pack: the variant and every
+    hyperparameter except the per-member ones (rates, betas, cls_weight, gp_lambda)."""
+    return (variant, *((f.name, getattr(params, f.name)) for f in fields(params) if f.name not in _PER_MEMBER))
+
+
+class FusedTrainer:
+    """K members of one variant trained as one batched model, an epoch at a time.
+
+    Members are addressed by position ``k`` in ``0 .. len(self) - 1``; `drop` and `keep` remove
+    members and shift the positions, ``ids[k]`` is the member's position at construction.
+
+    Example:
+        >>> fused = FusedTrainer(split, variant="fclswgan", params=[p1, p2, p3], seeds=[0, 1, 2])
+        >>> for _ in range(p1.epochs):
+        ...     losses = fused.train_epoch()  # one dict per member
+        ...     metrics = [fused.evaluate(k) for k in range(len(fused))]
+    """
+
+    def __init__(
+        self, split: Split, *, variant: str, params: Sequence[CommonParams], seeds: Sequence[int],
+        device: str = "auto", schedule_steps: int | None = None,
+        classifiers: Sequence[torch.nn.Linear | None] | None = None,
+    ) -> None:
+        self.variant = get_variant(variant)
+        if len(params) != len(seeds) or not params:
+            raise ConfigError(f"FusedTrainer needs one seed per params and at least one member, "
+                              f"got {len(params)} params and {len(seeds)} seeds")
+        for p in params:
+            if not isinstance(p, self.variant.params_cls):
+                raise ConfigError(f"params for {variant!r} must be {self.variant.params_cls.__name__}")
+            if not can_fuse(variant, p):
+                raise ConfigError(f"variant {variant!r} (with these params) cannot be fused; "
+                                  f"supported: {', '.join(sorted(_FAMILY))} with plain concat networks")
+        _check_pack(variant, params)
+        self.family = _FAMILY[variant]
+        self.params, self.seeds = list(params), list(seeds)
+        self.ids = list(range(len(params)))
+        self.split, self.device = split, resolve_device(device)
+        dev = self.device
+        self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
+        self.seen_att = split.att[: split.n_seen].to(dev)
+
+        gans = [self._build_solo(p, s) for p, s in zip(self.params, self.seeds)]
+        self.nz = gans[0].nz
+        self.g = _stack_mlp([gan.generator for gan in gans])  # [w1, b1, w2, b2]: (K, in, out), (K, 1, out)
+        self.d = _stack_mlp([gan.critic for gan in gans])
+        del gans
+        self.rngs = [torch.Generator(device=dev).manual_seed(s) for s in self.seeds]
+        self.opt_g = _FusedAdam(self.g, [(p.beta1, p.beta2) for p in self.params])
+        self.opt_d = _FusedAdam(self.d, [(p.beta1, p.beta2) for p in self.params])
+        # Members with the same seed get the same classifier from the solo recipe: train it once.
+        # A caller holding them already (a search's store) passes them in, one per member.
+        given = list(classifiers) if classifiers is not None else [None] * len(self.params)
+        if len(given) != len(self.params):
+            raise ConfigError(f"classifiers: {len(given)} given for {len(self.params)} members")
+        cache: dict[tuple[int, int], torch.nn.Linear] = {}
+        self.classifiers = [
+            (c.to(dev).eval().requires_grad_(False) if c is not None else self._classifier(s, p, cache))
+            if p.cls_weight > 0 else None
+            for p, s, c in zip(self.params, self.seeds, given)
+        ]
+        p0 = self.params[0]
+        self.steps_per_epoch = math.ceil(self.train_y.shape[0] / p0.batch_size)
+        self.schedule_steps = p0.epochs * self.steps_per_epoch if schedule_steps is None else schedule_steps
+        if self.schedule_steps < 0:
+            raise ConfigError(f"schedule_steps={schedule_steps} must be >= 0")
+        self.epoch = 0
+        self.step = 0  # generator steps done (the same for every member)
+        self._refresh()
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    # -- construction --------------------------------------------------------------------------
+    def _build_solo(self, params: CommonParams, seed: int):  # -> ConcatGAN
+        # Exactly the solo Trainer's construction, so member k starts from its solo weights.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            gan = self.variant.build(
+                feat_dim=self.split.feat_dim, att_dim=self.split.att_dim, n_seen=self.split.n_seen, params=params
+            ).to(self.device)
+        if type(gan.generator) is not Generator or type(gan.critic) is not Critic:
+            raise ConfigError(f"variant {self.variant.name!r} built networks other than the concat MLPs; cannot fuse")
+        return gan
+
+    def _classifier(self, seed: int, params: CommonParams, cache: dict) -> torch.nn.Linear:
+        from ._trainer import pretrain_classifier
+
+        key = (seed, params.cls_pretrain_epochs)
+        if key not in cache:  # the solo Trainer's classifier, once per (seed, length)
+            cache[key] = pretrain_classifier(self.train_x, self.train_y, self.split.n_seen,
+                                             epochs=params.cls_pretrain_epochs, seed=seed, device=self.device)
+        return cache[key]
+
+    def _refresh(self) -> None:
+        """Per-member constant tensors, rebuilt whenever the member set changes."""
+        dev = self.device
+        self.gp = torch.tensor([getattr(p, "gp_lambda", 0.0) for p in self.params], device=dev)
+        with_cls = [k for k, c in enumerate(self.classifiers) if c is not None]
+        self.cls_idx = torch.tensor(with_cls, dtype=torch.long, device=dev)
+        self.cls_weight = torch.tensor([self.params[k].cls_weight for k in with_cls], device=dev)
+        # Stacked like the GAN layers: (K_cls, n_seen, D) and (K_cls, 1, n_seen).
+        self.cls_w = torch.stack([self.classifiers[k].weight for k in with_cls]) if with_cls else None
+        self.cls_b = torch.stack([self.classifiers[k].bias for k in with_cls]).unsqueeze(1) if with_cls else None
+
+    # -- members -------------------------------------------------------------------------------
+    def drop(self, k: int) -> None:
+        """Remove the member at position ``k`` (it stops costing compute); the others train on
+        exactly as before."""
+        if not 0 <= k < len(self):
+            raise IndexError(f"no member at position {k} (there are {len(self)})")
+        self.keep([i for i in range(len(self)) if i != k])
+
+    def keep(self, positions: Sequence[int]) -> None:
+        """Keep only the members at ``positions`` (in that order)."""
+        positions = list(positions)
+        if len(set(positions)) != len(positions) or any(not 0 <= k < len(self) for k in positions):
+            raise IndexError(f"keep: positions {positions} must be distinct and in [0, {len(self)})")
+        idx = torch.tensor(positions, dtype=torch.long, device=self.device)
+        self.g = [t.detach().index_select(0, idx).requires_grad_(True) for t in self.g]
+        self.d = [t.detach().index_select(0, idx).requires_grad_(True) for t in self.d]
+        self.opt_g.keep(self.g, idx, positions)
+        self.opt_d.keep(self.d, idx, positions)
+        for name in ("params", "seeds", "ids", "rngs", "classifiers"):
+            setattr(self, name, [getattr(self, name)[k] for k in positions])
+        self._refresh()
+
+    # -- training ------------------------------------------------------------------------------
+    def _batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(real (K, B, D), y (K, B), a (K, B, A), z (K, B, nz)): each member's solo draws, in
+        the solo order (randperm for the batch, then randn for the noise)."""
+        n, bs, dev = self.train_y.shape[0], self.params[0].batch_size, self.device
+        idx, z = [], []
+        for rng in self.rngs:
+            i = torch.randperm(n, generator=rng, device=dev)[:bs]
+            idx.append(i)
+            z.append(torch.randn(i.shape[0], self.nz, generator=rng, device=dev))
+        idx_t = torch.stack(idx)
+        y = self.train_y[idx_t]
+        return self.train_x[idx_t], y, self.seen_att[y], torch.stack(z)
+
+    def _critic_loss(self, real: Tensor, fake: Tensor, a: Tensor) -> Tensor:
+        """(K,) per-member critic losses, the solo formulas batched."""
+        if self.family == "bce":
+            return _bce(_critic(self.d, real, a), 1.0) + _bce(_critic(self.d, fake, a), 0.0)
+        # wgan_gp_critic_loss: alpha is drawn from each member's rng after its batch and noise.
+        b = real.shape[1]
+        alpha = torch.stack([torch.rand(b, 1, generator=rng, device=rng.device) for rng in self.rngs]).to(real.device)
+        x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        # Summing over members too: member k's score depends on its x_hat rows only.
+        (grad,) = torch.autograd.grad(_critic(self.d, x_hat, a).sum(), x_hat, create_graph=True)
+        penalty = ((grad.norm(2, dim=2) - 1) ** 2).mean(dim=1)
+        return _critic(self.d, fake, a).mean(dim=(1, 2)) - _critic(self.d, real, a).mean(dim=(1, 2)) + self.gp * penalty
+
+    def _generator_loss(self, fake: Tensor, y: Tensor, a: Tensor) -> Tensor:
+        score = _critic(self.d, fake, a)
+        loss = _bce(score, 1.0) if self.family == "bce" else -score.mean(dim=(1, 2))
+        if self.cls_w is None:
+            return loss
+        # Only members with a classifier pay for it (a solo run with cls_weight 0 has none).
+        f, yk = fake.index_select(0, self.cls_idx), y.index_select(0, self.cls_idx)
+        logits = torch.baddbmm(self.cls_b, f, self.cls_w.transpose(1, 2))
+        ce = F.cross_entropy(logits.flatten(0, 1), yk.flatten(), reduction="none").view(yk.shape).mean(dim=1)
+        return loss.index_add(0, self.cls_idx, self.cls_weight * ce)
+
+    def _lr_factor(self) -> float:
+        if self.params[0].lr_decay == "linear":  # as Trainer._set_lr
+            return min(1.0, 2.0 * (1.0 - self.step / max(self.schedule_steps, 1)))
+        return 1.0
+
+    def train_epoch(self, max_steps: int | None = None) -> list[dict[str, float]]:
+        """One pass for every member, as `Trainer.train_epoch`: one dict of losses per member."""
+        if not self.params:
+            return []
+        n_critic = self.params[0].n_critic
+        steps = self.steps_per_epoch if max_steps is None else max(0, min(max_steps, self.steps_per_epoch))
+        # Float64 sums of float32 losses: the solo loop's Python-float sums, without a sync per step.
+        d_total = torch.zeros(len(self), dtype=torch.float64, device=self.device)
+        g_total = torch.zeros_like(d_total)
+        for _ in range(steps):
+            factor = self._lr_factor()
+            for _ in range(n_critic):
+                real, _, a, z = self._batch()
+                with torch.no_grad():
+                    fake = _generator(self.g, z, a)
+                d_loss = self._critic_loss(real, fake, a)
+                grads = torch.autograd.grad(d_loss.sum(), self.d)
+                self.opt_d.step(grads, [p.lr_d * factor for p in self.params])
+                d_total += d_loss.detach().double()
+            real, y, a, z = self._batch()
+            fake = _generator(self.g, z, a)
+            g_loss = self._generator_loss(fake, y, a)
+            grads = torch.autograd.grad(g_loss.sum(), self.g)  # no critic weight gradients are computed
+            self.opt_g.step(grads, [p.lr_g * factor for p in self.params])
+            g_total += g_loss.detach().double()
+            self.step += 1
+        self.epoch += 1
+        d_mean = (d_total / max(steps * n_critic, 1)).tolist()
+        g_mean = (g_total / max(steps, 1)).tolist()
+        out = []
+        for d, g in zip(d_mean, g_mean):
+            row = {"step": self.step, "loss_d": d, "loss_g": g}
+            if not (math.isfinite(d) and math.isfinite(g)):
+                row["diverged"] = 1.0
+            out.append(row)
+        return out
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def member_generate(self, k: int, att: Tensor, n: int) -> Tensor:
+        """Member ``k``'s `Trainer.generate`: same noise seed, same single-member matmuls."""
+        dev = self.device
+        gen = torch.Generator(device=dev).manual_seed(self.seeds[k] * 1_000_003 + self.epoch)
+        a = att.to(dev).repeat_interleave(n, dim=0)
+        z = torch.randn(a.shape[0], self.nz, generator=gen, device=dev)
+        # nn.Linear's own layout and call, so the features are the solo run's bit for bit.
+        w1, w2 = (w[k].t().contiguous() for w in self.g[0::2])
+        b1, b2 = (b[k, 0] for b in self.g[1::2])
+        out = []
+        for i in range(0, a.shape[0], 8192):
+            h = F.leaky_relu(F.linear(torch.cat([z[i : i + 8192], a[i : i + 8192]], dim=1), w1, b1), 0.2)
+            out.append(F.relu(F.linear(h, w2, b2)))
+        return torch.cat(out)
+
+    def member_state(self, k: int) -> dict[str, Tensor]:
+        """Member ``k``'s networks as the solo GAN's ``state_dict()`` (a copy): loadable into
+        ``Trainer.gan`` of the same variant and params, e.g. to checkpoint or finalize it alone."""
+        out = {}
+        for prefix, stack in (("generator", self.g), ("critic", self.d)):
+            for layer, (w, b) in zip((0, 2), (stack[:2], stack[2:])):
+                out[f"{prefix}.net.{layer}.weight"] = w[k].detach().t().contiguous()
+                out[f"{prefix}.net.{layer}.bias"] = b[k, 0].detach().clone()
+        return out
+
+    def evaluate(self, k: int, *, select_epoch: bool = True, cls_epochs: int | None = None,
+                 cls_steps: int | None = None) -> EvalResult:
+        """Member ``k``'s `Trainer.evaluate` (one member at a time: the final classifiers are
+        the cost, and they are not fused)."""
+        from ..eval import evaluate_gzsl
+
+        p = self.params[k]
+        return evaluate_gzsl(
+            self.split, lambda att, n: self.member_generate(k, att, n), syn_num=p.syn_num, seed=self.seeds[k],
+            device=self.device, cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs,
+            select_epoch=select_epoch, cls_steps=cls_steps,
+        )
+
+
+def _check_pack(variant: str, params: Sequence[CommonParams]) -> None:
+    first = pack_key(variant, params[0])
+    for i, p in enumerate(params[1:], start=1):
+        for (name, want), (_, got) in zip(first[1:], pack_key(variant, p)[1:]):
+            if want != got:
+                raise ConfigError(f"fused members must share {name!r}: member 0 has {want!r}, member {i} has {got!r}")
+
+
+def _stack_mlp(nets: list[torch.nn.Module]) -> list[Tensor]:
+    """The two Linear layers of each concat MLP, stacked over members: [w1, b1, w2, b2].
+
+    Weights are stored (K, in, out), transposed from nn.Linear's (out, in): bmm then returns
+    their gradients contiguous, where the (K, out, in) layout would hand every gradient sum and
+    Adam update a strided tensor (several times slower on the CPU at AWA2 sizes)."""
+    out = []
+    for layer in (0, 2):
+        out.append(torch.stack([net.net[layer].weight.detach().t() for net in nets]).requires_grad_(True))
+        out.append(torch.stack([net.net[layer].bias.detach() for net in nets]).unsqueeze(1).requires_grad_(True))
+    return out
+
+
+def _mlp(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    return torch.baddbmm(b2, F.leaky_relu(torch.baddbmm(b1, x, w1), 0.2), w2)
+
+
+def _generator(g: list[Tensor], z: Tensor, a: Tensor) -> Tensor:
+    return F.relu(_mlp(torch.cat([z, a], dim=2), *g))
+
+
+def _critic(d: list[Tensor], x: Tensor, a: Tensor) -> Tensor:
+    return _mlp(torch.cat([x, a], dim=2), *d)
+
+
+def _bce(logit: Tensor, target: float) -> Tensor:
+    """Per-member `bce_loss`: (K, B, 1) logits -> (K,)."""
+    return F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target), reduction="none").mean(dim=(1, 2))
+
+
+class _FusedAdam:
+    """`torch.optim.Adam` (its single-tensor path: the CPU default) over stacked tensors, each
+    member with its own lr and betas as (K, 1, 1) tensors, in the same op order so member k's
+    update rounds as its solo optimiser's does."""
+
+    def __init__(self, params: list[Tensor], betas: list[tuple[float, float]]) -> None:
+        self.params, self.betas = params, list(betas)
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.steps = 0  # the same for every member
+        self._betas_t()
+
+    def _betas_t(self) -> None:
+        dev = self.params[0].device
+        self.one_minus_b1 = _col([1 - b1 for b1, _ in self.betas], dev)
+        self.b2 = _col([b2 for _, b2 in self.betas], dev)
+        self.one_minus_b2 = _col([1 - b2 for _, b2 in self.betas], dev)
+
+    def keep(self, params: list[Tensor], idx: Tensor, positions: list[int]) -> None:
+        self.params = params
+        self.exp_avg = [t.index_select(0, idx) for t in self.exp_avg]
+        self.exp_avg_sq = [t.index_select(0, idx) for t in self.exp_avg_sq]
+        self.betas = [self.betas[k] for k in positions]
+        self._betas_t()
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[Tensor], lrs: list[float]) -> None:
+        self.steps += 1
+        step = float(self.steps)
+        dev = self.params[0].device
+        # Scalars in Python doubles exactly as Adam computes them, rounded to float once.
+        neg_step_size = _col([-(lr / (1 - b1**step)) for lr, (b1, _) in zip(lrs, self.betas)], dev)
+        bc2_sqrt = _col([(1 - b2**step) ** 0.5 for _, b2 in self.betas], dev)
+        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
+            m.lerp_(g, self.one_minus_b1)
+            v.mul_(self.b2).addcmul_(g * self.one_minus_b2, g)  # addcmul_(g, g, value=1-b2)
+            denom = (v.sqrt() / bc2_sqrt).add_(_EPS)
+            p.addcdiv_(m * neg_step_size, denom)  # addcdiv_(m, denom, value=-step_size)
+
+
+def _col(values: list[float], device: torch.device) -> Tensor:
+    return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)
