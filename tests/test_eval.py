@@ -336,6 +336,21 @@ def test_evaluate_gzsl_rejects_bad_arguments() -> None:
         evaluate_gzsl(split, perfect_generator, syn_num=5, cls_epochs=0)
     with pytest.raises(ValueError, match="generate returned shape"):
         evaluate_gzsl(split, lambda a, n: perfect_generator(a, n)[:-1], syn_num=5, cls_epochs=1)
+    with pytest.raises(ConfigError, match="cls_batch=0"):
+        evaluate_gzsl(split, perfect_generator, syn_num=5, cls_batch=0)
+
+
+def test_a_cheaper_evaluation_changes_only_the_gzsl_classifier_and_can_skip_zsl() -> None:
+    """The knobs bench/evaluator.py tries: the GZSL classifier's batch and rate, and no ZSL classifier."""
+    split = toy_split(n_unseen=3)
+    reference = evaluate_gzsl(split, noise_generator, syn_num=10, cls_epochs=3)
+    cheap = evaluate_gzsl(split, noise_generator, syn_num=10, cls_epochs=3, cls_batch=10_000, cls_lr=1e-2, zsl=False)
+    assert cheap.zsl_acc == 0.0 and reference.zsl_acc > 0.0
+    assert cheap.cls_steps == cheap.cls_epoch + 1  # full batch: one Adam step per epoch
+    assert (cheap.U, cheap.S) != (reference.U, reference.S)
+    assert cheap.retrieval_map == reference.retrieval_map  # same synthetic features, same queries
+    same = evaluate_gzsl(split, noise_generator, syn_num=10, cls_epochs=3, cls_batch=10, zsl=True)
+    assert same == reference  # cls_batch = syn_num is the reference
 
 
 def test_eval_does_not_import_the_data_layer() -> None:

@@ -187,7 +187,7 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump({
         "name": "intr", "dataset": {"path": "demo"}, "variants": ["fclswgan"], "space": {"all": SMALL},
-        "budget": {"trials": 3, "max_epochs": 12}, "scheduler": "fifo", "max_concurrent": 2, "storage": str(storage),
+        "budget": {"trials": 3, "max_epochs": 8}, "scheduler": "fifo", "max_concurrent": 2, "storage": str(storage),
     }))
     resume_cmd = f"zsl-search search resume intr --storage {storage}"
     # Ctrl-C in a terminal signals the whole process group: the driver and its local Ray.
@@ -213,8 +213,8 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
     rows = read_rows(str(storage), "intr")
     assert len(rows) == 3 and len({r["trial_id"] for r in rows}) == 3  # every trial exactly once
     assert {r["trial_id"] for r in first} <= {r["trial_id"] for r in rows}
-    assert all(r["status"] == "COMPLETE" and r["epochs"] == 12 for r in rows)
-    assert all(set(epochs) == set(range(1, 13)) for epochs in reports(storage / "intr").values())
+    assert all(r["status"] == "COMPLETE" and r["epochs"] == 8 for r in rows)
+    assert all(set(epochs) == set(range(1, 9)) for epochs in reports(storage / "intr").values())
 
 
 def test_sigterm_to_the_driver_ends_the_search_like_ctrl_c(ray_local, tmp_path: Path) -> None:

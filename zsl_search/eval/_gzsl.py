@@ -73,6 +73,9 @@ def evaluate_gzsl(
     k: int = 50,
     select_epoch: bool = True,
     cls_steps: int | None = None,
+    cls_batch: int | None = None,
+    cls_lr: float = _CLS_LR,
+    zsl: bool = True,
 ) -> EvalResult:
     """Score a feature generator on a split with the reference GZSL protocol.
 
@@ -108,6 +111,9 @@ def evaluate_gzsl(
         cls_steps: train the GZSL classifier for exactly this many Adam steps instead of
             ``cls_epochs`` epochs (the last epoch may be partial): a classifier length validated
             on a split of another size, transferred as steps (see `zsl_search.search.finalize`).
+        cls_batch, cls_lr: the GZSL classifier's batch (default ``syn_num``, as the reference)
+            and Adam rate; a cheaper evaluator changes them (see bench/evaluator.py).
+        zsl: train the ZSL classifier too; False reports ``zsl_acc`` 0.0 and saves its cost.
 
     Returns:
         An :class:`EvalResult`.
@@ -125,7 +131,9 @@ def evaluate_gzsl(
     if cls_steps is not None and cls_steps < 1:
         raise ConfigError(f"evaluate_gzsl: cls_steps={cls_steps}; set it to a positive integer or leave it unset")
     device = torch.device(device)
-    batch = syn_num  # the reference code's classifier batch
+    if cls_batch is not None and cls_batch < 1:
+        raise ConfigError(f"evaluate_gzsl: cls_batch={cls_batch}; set it to a positive integer or leave it unset")
+    batch = syn_num if cls_batch is None else cls_batch  # the reference code's batch is syn_num
     n_seen, n_unseen, n_classes = split.n_seen, split.n_unseen, split.n_classes
     train_x, train_y = split.train_x.to(device), split.train_y.to(device)  # (N_tr, D), (N_tr,)
     seen_x, seen_y = split.seen_x.to(device), split.seen_y.to(device)  # (N_s, D), (N_s,)
@@ -159,7 +167,7 @@ def evaluate_gzsl(
     fit_softmax(
         torch.cat([train_x.float(), syn_x]), torch.cat([train_y.long(), syn_y]), n_classes,
         epochs=cls_epochs if cls_steps is None else -(-cls_steps // steps_per_epoch), max_steps=cls_steps,
-        batch_size=batch, lr=_CLS_LR, beta1=_CLS_BETA1, seed=seed, device=device,
+        batch_size=batch, lr=cls_lr, beta1=_CLS_BETA1, seed=seed, device=device,
         on_epoch=gzsl_epoch,
     )
 
@@ -171,11 +179,12 @@ def evaluate_gzsl(
         acc = per_class_accuracy(_predict(layer, unseen_x), unseen_local)
         zsl_best[0] = max(zsl_best[0], acc) if select_epoch else acc
 
-    fit_softmax(
-        syn_x, syn_y - n_seen, n_unseen,
-        epochs=cls_epochs, batch_size=batch, lr=_CLS_LR, beta1=_CLS_BETA1, seed=seed, device=device,
-        on_epoch=zsl_epoch,
-    )
+    if zsl:
+        fit_softmax(
+            syn_x, syn_y - n_seen, n_unseen,
+            epochs=cls_epochs, batch_size=syn_num, lr=_CLS_LR, beta1=_CLS_BETA1, seed=seed, device=device,
+            on_epoch=zsl_epoch,
+        )
 
     queries = syn_x.view(n_unseen, syn_num, -1).mean(dim=1)  # (n_unseen, D) class-major order
     query_labels = torch.arange(n_seen, n_classes, device=device)  # (n_unseen,)
