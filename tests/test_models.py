@@ -13,8 +13,7 @@ import torch
 from _variants import BUILT_IN, contract_variants
 
 from zsl_search.errors import ConfigError
-from zsl_search.models import Batch, Categorical, Float, Int, get_variant, searched_names, variant_names
-from zsl_search.models.base import COMMON_SPACE
+from zsl_search.models import Batch, Categorical, Float, Int, get_variant, variant_names
 
 VARIANTS = contract_variants()  # at collection: the registry, the sixth (plugin) variant included
 
@@ -52,13 +51,6 @@ def test_params_coerce_strings_and_reject_unknown_names() -> None:
         v.make_params({"hidden": "wide"})
     with pytest.raises(ConfigError, match="'n_critic': 1.5 is not a valid int"):
         v.make_params({"n_critic": 1.5})
-
-
-def test_searched_names_put_what_every_variant_searches_first() -> None:
-    """The leaderboard orders its key params by this: the shared dimensions, then the rest."""
-    names = searched_names()
-    assert names[: len(COMMON_SPACE)] == list(COMMON_SPACE)
-    assert set(names) == {k for v in variant_names() for k in get_variant(v).space}
 
 
 def test_per_dataset_reference_defaults() -> None:

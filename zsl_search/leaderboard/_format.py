@@ -89,15 +89,6 @@ def to_json(rows: Sequence[Row]) -> str:
     return json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2, allow_nan=False) + "\n"
 
 
-def _key_order() -> list[str]:
-    """The hyperparameters the registered variants search, those most variants share first
-    (`zsl_search.models.searched_names`). Imported here, not at the top: only rendering key
-    params needs the variants (and torch)."""
-    from ..models import searched_names
-
-    return searched_names()
-
-
 def _short(value: Any) -> str:
     if value is None:
         return ""
@@ -117,10 +108,12 @@ def _key_params(rows: Sequence[Row]) -> list[str]:
     """Per row, ``name=value`` of the hyperparameters that differ between the rows (those are
     what tells the rows apart); with one row or no differences, its first few."""
     configs = [_params(r) for r in rows]
-    # The dimensions the variants' search spaces tune first, then the rest alphabetically.
-    order = _key_order()
-    names = sorted({n for c in configs for n in c}, key=lambda n: (order.index(n) if n in order else len(order), n))
-    varying = [n for n in names if len({json.dumps(c.get(n)) for c in configs}) > 1] or names
+    # What tells the rows apart most comes first: the names with the most distinct values (the
+    # continuous dimensions of the search), then the others; read from the rows alone, so any
+    # variant's parameters are ordered without a list here and without loading the variants.
+    distinct = {n: len({json.dumps(c.get(n)) for c in configs}) for c in configs for n in c}
+    names = sorted(distinct, key=lambda n: (-distinct[n], n))
+    varying = [n for n in names if distinct[n] > 1] or names
     out = []
     for c in configs:
         shown = [n for n in varying if n in c][:_MAX_KEY_PARAMS]

@@ -15,7 +15,7 @@ from ._space import Distribution
 if TYPE_CHECKING:
     from .base import GAN, CommonParams
 
-__all__ = ["Variant", "register", "get_variant", "variant_names", "searched_names", "load_plugins"]
+__all__ = ["Variant", "register", "get_variant", "variant_names", "load_plugins"]
 
 
 @dataclass(frozen=True)
@@ -133,18 +133,6 @@ def variant_names() -> list[str]:
     """Names of all registered variants, sorted."""
     _load_builtin_variants()
     return sorted(_REGISTRY)
-
-
-def searched_names() -> list[str]:
-    """Every hyperparameter some registered variant searches: those more variants search first,
-    the rest in the order the variants (by name) declare them. For ordering hyperparameters
-    for display (e.g. the leaderboard's key params)."""
-    _load_builtin_variants()
-    count: dict[str, int] = {}
-    for name in sorted(_REGISTRY):
-        for key in _REGISTRY[name].space:
-            count[key] = count.get(key, 0) + 1
-    return sorted(count, key=lambda key: -count[key])  # stable: ties keep declaration order
 
 
 def get_variant(name: str) -> Variant:
