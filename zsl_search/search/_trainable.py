@@ -4,7 +4,6 @@ the features its node's feature store serves, reporting validation metrics and c
 from __future__ import annotations
 
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
     import torch
     from ray import tune
 
+    from ..errors import warn
     from ..models import load_plugins
     from ..store import fetch_classifier, fetch_split, get_store
     from ..train import Trainer
@@ -90,7 +90,7 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
             except OSError as e:
                 # Storage unreachable (e.g. an S3 outage): Tune raises while persisting, before
                 # it records the result, so report without the checkpoint and keep training.
-                warnings.warn(f"checkpoint of epoch {lead.epoch} not persisted: {e}", stacklevel=1)
+                warn(f"checkpoint of epoch {lead.epoch} not persisted: {e}")
                 tune.report(metrics)
 
     first_step_at = time.time()  # wall clock, for the driver's time-to-first-step figure

@@ -55,8 +55,8 @@ class FeatureStore:
 
     def stats(self) -> dict[str, Any]:
         """What this store holds and has done (bytes shared, trials served, GPU copies, frozen
-        classifiers trained): how
-        bench/feature_store.py and the tests see that one copy serves every trial of a node."""
+        classifiers trained): how bench/feature_store.py and the tests see that one copy serves
+        every trial of a node."""
         return {"node_id": self._node_id, "pid": os.getpid(), "nbytes": self._nbytes, "served": self._served,
                 "cuda_copies": len(self._cuda), "classifiers": len(self._classifiers)}
 
