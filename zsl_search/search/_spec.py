@@ -74,7 +74,8 @@ class ResourcesSpec(_Strict):
 
 class RuntimeSpec(_Strict):
     """How trials run, not what they compute: the same spec and seed give the same rows either way
-    (``bench/quickstart.py --baseline`` turns both off to measure what they save)."""
+    on the CPU (a GPU trial's shared classifier is the CPU-trained one, equal to rounding).
+    ``bench/quickstart.py --baseline`` turns both off to measure what they save."""
 
     reuse_workers: bool = True  # one worker process runs trial after trial: no re-import per trial
     shared_classifier: bool = True  # the frozen classifier is trained once per node, seed and length
