@@ -28,6 +28,7 @@ from .._device import resolve_device
 from ..errors import ConfigError
 from ..models import CommonParams, get_variant
 from ..models.base import Critic, Generator
+from ._trainer import GEN_CHUNK, eval_inputs, lr_factor, pretrain_classifier
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -135,8 +136,6 @@ class FusedTrainer:
         return gan
 
     def _classifier(self, seed: int, params: CommonParams, cache: dict) -> torch.nn.Linear:
-        from ._trainer import pretrain_classifier
-
         key = (seed, params.cls_pretrain_epochs)
         if key not in cache:  # the solo Trainer's classifier, once per (seed, length)
             cache[key] = pretrain_classifier(self.train_x, self.train_y, self.split.n_seen,
@@ -214,11 +213,6 @@ class FusedTrainer:
         ce = F.cross_entropy(logits.flatten(0, 1), yk.flatten(), reduction="none").view(yk.shape).mean(dim=1)
         return loss.index_add(0, self.cls_idx, self.cls_weight * ce)
 
-    def _lr_factor(self) -> float:
-        if self.params[0].lr_decay == "linear":  # as Trainer._set_lr
-            return min(1.0, 2.0 * (1.0 - self.step / max(self.schedule_steps, 1)))
-        return 1.0
-
     def train_epoch(self, max_steps: int | None = None) -> list[dict[str, float]]:
         """One pass for every member, as `Trainer.train_epoch`: one dict of losses per member."""
         if not self.params:
@@ -229,7 +223,7 @@ class FusedTrainer:
         d_total = torch.zeros(len(self), dtype=torch.float64, device=self.device)
         g_total = torch.zeros_like(d_total)
         for _ in range(steps):
-            factor = self._lr_factor()
+            factor = lr_factor(self.params[0].lr_decay, self.step, self.schedule_steps)
             for _ in range(n_critic):
                 real, _, a, z = self._batch()
                 with torch.no_grad():
@@ -261,15 +255,13 @@ class FusedTrainer:
     def member_generate(self, k: int, att: Tensor, n: int) -> Tensor:
         """Member ``k``'s `Trainer.generate`: same noise seed, same single-member matmuls."""
         dev = self.device
-        gen = torch.Generator(device=dev).manual_seed(self.seeds[k] * 1_000_003 + self.epoch)
-        a = att.to(dev).repeat_interleave(n, dim=0)
-        z = torch.randn(a.shape[0], self.nz, generator=gen, device=dev)
+        z, a = eval_inputs(att, n, nz=self.nz, seed=self.seeds[k], epoch=self.epoch, device=dev)
         # nn.Linear's own layout and call, so the features are the solo run's bit for bit.
         w1, w2 = (w[k].t().contiguous() for w in self.g[0::2])
         b1, b2 = (b[k, 0] for b in self.g[1::2])
         out = []
-        for i in range(0, a.shape[0], 8192):
-            h = F.leaky_relu(F.linear(torch.cat([z[i : i + 8192], a[i : i + 8192]], dim=1), w1, b1), 0.2)
+        for i in range(0, a.shape[0], GEN_CHUNK):
+            h = F.leaky_relu(F.linear(torch.cat([z[i : i + GEN_CHUNK], a[i : i + GEN_CHUNK]], dim=1), w1, b1), 0.2)
             out.append(F.relu(F.linear(h, w2, b2)))
         return torch.cat(out)
 

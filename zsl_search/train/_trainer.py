@@ -38,6 +38,27 @@ def pretrain_classifier(train_x: torch.Tensor, train_y: torch.Tensor, n_seen: in
     return cls.eval().requires_grad_(False)
 
 
+GEN_CHUNK = 8192  # rows per generator call when synthesising evaluation features
+
+
+def lr_factor(lr_decay: str, step: int, schedule_steps: int) -> float:
+    """The learning-rate multiplier at generator step ``step``: 1, or with ``"linear"`` decay
+    constant for the first half of the schedule, then linearly to 0."""
+    if lr_decay == "linear":
+        return min(1.0, 2.0 * (1.0 - step / max(schedule_steps, 1)))
+    return 1.0
+
+
+def eval_inputs(att: torch.Tensor, n: int, *, nz: int, seed: int, epoch: int,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(noise (K * n, nz), attributes (K * n, A)) for ``n`` evaluation features per row of
+    ``att``, class-major. The noise has its own generator, seeded from the run seed and the
+    epoch, so evaluating never changes the training stream and a resumed run evaluates alike."""
+    gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+    a = att.to(device).repeat_interleave(n, dim=0)
+    return torch.randn(a.shape[0], nz, generator=gen, device=device), a
+
+
 class Trainer:
     """Trains one variant on one split, an epoch at a time, resumable bit for bit.
 
@@ -100,9 +121,7 @@ class Trainer:
         return Batch(real=self.train_x[idx], y=y, a=self.seen_att[y], att=self.seen_att, rng=self.rng, progress=progress)
 
     def _set_lr(self) -> None:
-        factor = 1.0
-        if self.params.lr_decay == "linear":  # constant for the first half, then linearly to 0
-            factor = min(1.0, 2.0 * (1.0 - self.step / max(self.schedule_steps, 1)))
+        factor = lr_factor(self.params.lr_decay, self.step, self.schedule_steps)
         for opt, lr in ((self.opt_g, self.params.lr_g), (self.opt_d, self.params.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
@@ -167,11 +186,10 @@ class Trainer:
 
         Uses its own generator (seeded from the run seed and the epoch) so evaluating never
         changes the training stream and a resumed run evaluates identically."""
-        gen = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.epoch)
+        z, a = eval_inputs(att, n, nz=self.gan.nz, seed=self.seed, epoch=self.epoch, device=self.device)
         self.gan.generator.eval()
-        a = att.to(self.device).repeat_interleave(n, dim=0)
-        z = torch.randn(a.shape[0], self.gan.nz, generator=gen, device=self.device)
-        out = torch.cat([self.gan.generator(z[i : i + 8192], a[i : i + 8192]) for i in range(0, a.shape[0], 8192)])
+        out = torch.cat([self.gan.generator(z[i : i + GEN_CHUNK], a[i : i + GEN_CHUNK])
+                         for i in range(0, a.shape[0], GEN_CHUNK)])
         self.gan.generator.train()
         return out
 
