@@ -40,7 +40,9 @@ from ._spec import load_spec
 __all__ = ["submit_search", "job_status", "job_logs", "stop_job"]
 
 _CONNECT_TIMEOUT_S = 5.0
-_AGENT_WAIT_S = 60.0
+# How long a submission waits for a freshly started head's job agent ("No available agent"): it
+# came up later than 60 s once on a busy 2-core machine, so give a slow node room.
+_AGENT_WAIT_S = 300.0
 # Never shipped with the package: bytecode is rebuilt on the cluster, for its own Python.
 _EXCLUDES = ["__pycache__", "*.pyc"]
 _T = TypeVar("_T")
