@@ -111,6 +111,9 @@ class TrialLedger(Callback):
         self.trials: list[Any] = []  # Tune's live list of every trial (set by each step)
         self.done = sum(status in FINAL_STATUSES for status in self.existing.values())
         self.started_at: dict[str, float] = {}  # trial_id -> when Tune last started it (wall clock)
+        # Trials a resumed run finds finished: a driver killed before their row was written
+        # left them without one, and `close` gives them the status they ended with.
+        self.finished_before: set[str] = set()
         # Rows go to storage from a background thread: Tune calls these hooks on its driver
         # loop, and a leaderboard write (Parquet, CSV, markdown, index; S3 round trips) there
         # would hold up every other trial's results.
@@ -123,7 +126,8 @@ class TrialLedger(Callback):
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; `run_search` hands a restored run a
         # live ledger of its own, so the writer (a lock), its thread and the trials need not travel.
-        return {**self.__dict__, "writer": None, "echo": None, "trials": [], "_outbox": [], "_outbox_cv": None,
+        return {**self.__dict__, "writer": None, "echo": None, "trials": [], "finished_before": set(), "_outbox": [],
+                "_outbox_cv": None,
                 "_flusher": None, "_writing": False}
 
     # -- Tune hooks ------------------------------------------------------------------------------
@@ -147,6 +151,8 @@ class TrialLedger(Callback):
         self.started_at[trial.trial_id] = time.time()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if not self.trials:  # the first step: which trials a restored run found already finished
+            self.finished_before = {t.trial_id for t in trials if t.status == "TERMINATED"}
         self.trials = trials
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -257,8 +263,9 @@ class TrialLedger(Callback):
                 continue
             result = trial.last_result or {}
             if _reported(result) and "variant" in (trial.config or {}):
-                rows.append(self._row(tid, trial.config, result, status, restarts=trial.num_failures))
-                self.ended[tid] = status
+                ended = self._completion_status(result) if tid in self.finished_before else status
+                rows.append(self._row(tid, trial.config, result, ended, restarts=trial.num_failures))
+                self.ended[tid] = ended
             elif tid not in self.existing:
                 unreported[reason] += 1
         if rows:
