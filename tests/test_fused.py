@@ -1,12 +1,15 @@
 """Fused trial arrays: every member of a `FusedTrainer` is its solo `Trainer` run.
 
-On the CPU (float32, as the product trains) fclswgan members' weights come out bit-identical to
-their solo runs'; cgan's drift by an ulp now and then where a batched matmul's gradient rounds
-differently from a single one. Measured on these settings: weights <= 2e-7 apart (cgan, 3
-epochs; 0 for fclswgan), reported epoch losses <= 5e-6 relative (the per-member mean is a
-different reduction from the solo scalar mean; 1.1e-5 after 6 epochs), H/U/S/zsl_acc equal.
-The tolerances below are 20-50x those measurements and far below what one misplaced random
-draw does (0.2 in weights, 1.5 relative in losses).
+On the CPU (float32, as the product trains) a member starts from its solo run's weights, draws
+the same batches and noise and takes the same Adam steps (PyTorch's fused kernel, per member),
+but its batched matmuls may round a gradient differently from the solo run's single ones
+(1 ulp in the critic's output layer at the first step), and GAN training then carries such
+ulps along: a few first-layer critic weights whose gradients are near zero take Adam's
+normalised steps in another direction. Measured on these settings (2-3 epochs): weights <=
+9.5e-4 apart relative to the tensor's norm (critic first layer; <= 3e-6 for every other
+tensor), epoch losses <= 1.5e-4 relative, H/U/S/zsl_acc equal. The tolerances below are 3-5x
+those, and below what one epoch on another random stream does (every tensor 0.03-0.47 apart,
+losses 1e-2 relative).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ WGAN_MEMBERS = [  # member 1 has no classifier; members 0 and 2 share a seed and
 WGAN_SEEDS = [3, 7, 3]
 CGAN_MEMBERS = [dict(lr_g=2e-3, lr_d=2e-3, cls_weight=0.3), dict(lr_g=1e-3, lr_d=3e-3, beta1=0.0, cls_weight=0.0)]
 CGAN_SEEDS = [1, 2]
-LOSS_TOL = dict(rel=1e-4, abs=1e-5)
-WEIGHT_ATOL = 1e-5
+LOSS_TOL = dict(rel=5e-4, abs=1e-5)
+WEIGHT_RTOL = 5e-3  # |member - solo| / |solo| per tensor
 
 
 def _params(variant: str, members: list[dict], **over) -> list:
@@ -50,6 +53,12 @@ def wgan_solo(demo_split) -> list[dict]:
     return [_solo(demo_split, "fclswgan", p, s) for p, s in zip(_params("fclswgan", WGAN_MEMBERS), WGAN_SEEDS)]
 
 
+def _assert_weights_close(got: dict, want: dict) -> None:
+    for key, w in want.items():
+        gap = float((got[key] - w).norm() / w.norm().clamp_min(1e-12))  # relative, over the whole tensor
+        assert gap <= WEIGHT_RTOL, (key, gap)
+
+
 def _assert_member_is_solo(fused: FusedTrainer, k: int, losses: list[list[dict]], solo: dict) -> None:
     for epoch, row in enumerate(solo["losses"]):
         got = losses[epoch][k]
@@ -58,8 +67,7 @@ def _assert_member_is_solo(fused: FusedTrainer, k: int, losses: list[list[dict]]
         assert got["loss_g"] == pytest.approx(row["loss_g"], **LOSS_TOL), (k, epoch)
     state = fused.member_state(k)
     assert state.keys() == solo["weights"].keys()
-    for key, want in solo["weights"].items():
-        torch.testing.assert_close(state[key], want, rtol=0, atol=WEIGHT_ATOL, msg=lambda m, key=key: f"{key}: {m}")
+    _assert_weights_close(state, solo["weights"])
     metrics = fused.evaluate(k).as_dict()
     for key in ("H", "U", "S", "zsl_acc"):  # accuracies: any difference would be a flipped prediction
         assert metrics[key] == pytest.approx(solo["metrics"][key], abs=1e-6), (k, key)
@@ -97,8 +105,7 @@ def test_linear_decay_and_given_classifiers(demo_split) -> None:
         rows = [solo.train_epoch() for _ in range(EPOCHS)]
         for epoch, row in enumerate(rows):
             assert losses[epoch][k]["loss_g"] == pytest.approx(row["loss_g"], **LOSS_TOL)
-        for key, want in solo.gan.state_dict().items():
-            torch.testing.assert_close(fused.member_state(k)[key], want, rtol=0, atol=WEIGHT_ATOL)
+        _assert_weights_close(fused.member_state(k), solo.gan.state_dict())
 
 
 def test_zswgan_without_projection_fuses(demo_split) -> None:
@@ -132,7 +139,7 @@ def test_fused_adam_is_torch_adam_bit_for_bit() -> None:
     betas, lrs = [(0.5, 0.999), (0.0, 0.99), (0.9, 0.9)], [1e-3, 3e-4, 2e-2]
     stacked = [torch.randn(3, 5, 7, generator=gen), torch.randn(3, 1, 7, generator=gen)]
     solo = [[t[k].clone().requires_grad_(True) for t in stacked] for k in range(3)]
-    opts = [torch.optim.Adam(ps, lr=lr, betas=b) for ps, lr, b in zip(solo, lrs, betas)]
+    opts = [torch.optim.Adam(ps, lr=lr, betas=b, fused=True) for ps, lr, b in zip(solo, lrs, betas)]  # as Trainer
     fused = _FusedAdam([t.clone().requires_grad_(True) for t in stacked], betas)
     for step in range(6):
         factor = 1.0 - step / 6

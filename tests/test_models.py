@@ -155,3 +155,55 @@ def test_the_wgan_space_reaches_every_reference_default() -> None:
             defaults = v.defaults(dataset)
             outside = [k for k, d in v.space.items() if not d.contains(defaults[k])]
             assert not outside, (name, dataset, outside)
+
+
+def test_leaky_relu_has_autograds_values_and_first_and_second_derivatives() -> None:
+    """The critics' leaky ReLU: F.leaky_relu's output and gradient, and a zero second derivative
+    that autograd never builds (the gradient penalty differentiates the critic twice)."""
+    from torch.autograd import gradcheck, gradgradcheck
+
+    from zsl_search.models.base import leaky_relu
+
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(leaky_relu(x, 0.2), torch.nn.functional.leaky_relu(x, 0.2))
+    assert gradcheck(lambda t: leaky_relu(t, 0.2), (x,))
+    assert gradgradcheck(lambda t: leaky_relu(t, 0.2), (x,))
+    (g,) = torch.autograd.grad(leaky_relu(x, 0.2).sum(), x, create_graph=True)
+    (want,) = torch.autograd.grad(torch.nn.functional.leaky_relu(x, 0.2).sum(), x, create_graph=True)
+    assert torch.equal(g, want)
+    assert want.grad_fn is not None and g.grad_fn is None  # autograd's builds a zero second derivative; ours none
+
+
+@pytest.mark.parametrize("name", ["fclswgan", "filmwgan"])
+def test_wgan_gp_critic_loss_is_the_textbook_loss(name: str) -> None:
+    """One critic call on fake + real rows and the cheap leaky ReLU: the textbook WGAN-GP loss
+    (three calls, autograd's leaky ReLU) and its weight gradients, to float rounding."""
+    from zsl_search.models import _nets, base
+
+    v = get_variant(name)
+    torch.manual_seed(0)
+    gan = v.build(feat_dim=16, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "film_depth": 2}
+                                                                           if name == "filmwgan" else {"hidden": 32}))
+    real, fake, a = torch.rand(8, 16), torch.rand(8, 16), torch.rand(8, 6)
+
+    def loss_and_grads(loss_fn):
+        loss = loss_fn(gan.critic, real, fake, a, gp_lambda=10.0, rng=torch.Generator().manual_seed(1))
+        return loss, torch.autograd.grad(loss, list(gan.critic.parameters()))
+
+    def textbook(critic, real, fake, a, *, gp_lambda, rng):
+        alpha = torch.rand(real.shape[0], 1, generator=rng)
+        x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat, a).sum(), x_hat, create_graph=True)
+        penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
+        return critic(fake, a).mean() - critic(real, a).mean() + gp_lambda * penalty
+
+    loss, grads = loss_and_grads(base.wgan_gp_critic_loss)
+    module = sys.modules[type(gan.critic).__module__]
+    with pytest.MonkeyPatch.context() as mp:  # autograd's own leaky ReLU wherever the critic calls ours
+        mp.setattr(_nets, "leaky_relu", torch.nn.functional.leaky_relu)
+        if hasattr(module, "leaky_relu"):
+            mp.setattr(module, "leaky_relu", torch.nn.functional.leaky_relu)
+        want_loss, want_grads = loss_and_grads(textbook)
+    torch.testing.assert_close(loss, want_loss)
+    for got, want in zip(grads, want_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["init_normal", "Generator", "Critic", "FiLM", "wgan_gp_critic_loss", "lsgan_loss", "bce_loss"]
+__all__ = ["init_normal", "Generator", "Critic", "FiLM", "LeakyReLU", "leaky_relu", "wgan_gp_critic_loss", "lsgan_loss",
+           "bce_loss"]
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
@@ -32,6 +33,40 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
+class _LeakyReLU(torch.autograd.Function):
+    # The gradient penalty differentiates the critic's input gradient once more. Through
+    # F.leaky_relu, autograd then also builds the second derivative (zeros) and carries them
+    # back through the layer below: a full weight-gradient matmul and sum of zeros per layer
+    # and critic step. Here the backward's slope mask is a constant, so that branch never exists.
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return F.leaky_relu(x, slope)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return torch.ops.aten.leaky_relu_backward(grad, x.detach(), ctx.slope, False), None
+
+
+def leaky_relu(x: torch.Tensor, slope: float = 0.2) -> torch.Tensor:
+    """``F.leaky_relu`` with the same values and gradients, whose (zero) second derivative
+    costs nothing: use it in critics that a gradient penalty differentiates twice."""
+    return _LeakyReLU.apply(x, slope)
+
+
+class LeakyReLU(nn.Module):
+    """`leaky_relu` as a module (no parameters: a drop-in for ``nn.LeakyReLU``)."""
+
+    def __init__(self, slope: float = 0.2) -> None:
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return leaky_relu(x, self.slope)
+
+
 class Generator(nn.Module):
     """The f-CLSWGAN generator: an MLP on concat(z, a) with one hidden LeakyReLU(0.2) layer and a
     ReLU output."""
@@ -52,7 +87,7 @@ class Critic(nn.Module):
 
     def __init__(self, feat_dim: int, att_dim: int, hidden: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(feat_dim + att_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(nn.Linear(feat_dim + att_dim, hidden), LeakyReLU(0.2), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x, a], dim=1))  # (B, 1) unbounded score (Wasserstein, or a logit)
@@ -75,12 +110,20 @@ def wgan_gp_critic_loss(
     critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, a: torch.Tensor, *, gp_lambda: float,
     rng: torch.Generator,
 ) -> torch.Tensor:
-    """WGAN-GP critic loss: E[D(fake)] - E[D(real)] + lambda * E[(|grad D(x_hat)| - 1)^2]."""
-    alpha = torch.rand(real.shape[0], 1, generator=rng, device=rng.device).to(real.device)
+    """WGAN-GP critic loss: E[D(fake)] - E[D(real)] + lambda * E[(|grad D(x_hat)| - 1)^2].
+
+    Fake and real rows go through the critic in one call: for a critic that scores each row on
+    its own (every critic here) that is the two calls' math, but the backward then makes one
+    weight gradient per layer where it made two and summed them (at AWA2 sizes each is a
+    memory-bound pass over 8.7M weights). x_hat keeps its own call: its double backward would
+    otherwise run over all the rows."""
+    b = real.shape[0]
+    alpha = torch.rand(b, 1, generator=rng, device=rng.device).to(real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat, a).sum(), x_hat, create_graph=True)
     penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
-    return critic(fake, a).mean() - critic(real, a).mean() + gp_lambda * penalty
+    score = critic(torch.cat([fake, real]), a.repeat(2, 1))
+    return score[:b].mean() - score[b:].mean() + gp_lambda * penalty
 
 
 def lsgan_loss(score: torch.Tensor, target: torch.Tensor | float) -> torch.Tensor:

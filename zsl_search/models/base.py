@@ -32,7 +32,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ._nets import Critic, FiLM, Generator, bce_loss, init_normal, lsgan_loss, wgan_gp_critic_loss
+from ._nets import (
+    Critic, FiLM, Generator, LeakyReLU, bce_loss, init_normal, leaky_relu, lsgan_loss, wgan_gp_critic_loss,
+)
 from ._registry import Variant, register
 from ._space import Categorical, Distribution, Float, Int
 
@@ -42,7 +44,8 @@ __all__ = [
     # ready GANs to subclass
     "ConcatGAN", "WGANParams", "WGANGP",
     # networks and losses
-    "Generator", "Critic", "FiLM", "init_normal", "wgan_gp_critic_loss", "lsgan_loss", "bce_loss",
+    "Generator", "Critic", "FiLM", "LeakyReLU", "leaky_relu", "init_normal", "wgan_gp_critic_loss", "lsgan_loss",
+    "bce_loss",
     # search spaces and defaults
     "COMMON_SPACE", "WGAN_SPACE", "extend_space", "SMALL_DATA_SIZES", "SMALL_DATA_RATES", "THESIS_DEFAULTS",
     "merge_defaults",

@@ -18,7 +18,7 @@ from torch import nn
 
 from .base import (
     SMALL_DATA_RATES, SMALL_DATA_SIZES, THESIS_DEFAULTS, WGAN_SPACE, WGANGP, Categorical, FiLM, Int, Variant,
-    WGANParams, check, extend_space, merge_defaults, register,
+    WGANParams, check, extend_space, leaky_relu, merge_defaults, register,
 )
 
 
@@ -46,7 +46,7 @@ class FiLMNet(nn.Module):
 
     def forward(self, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         for k, layer in enumerate(self.layers, start=1):
-            h = F.leaky_relu(layer(h), 0.2)
+            h = leaky_relu(layer(h), 0.2)  # twice differentiable for the gradient penalty, cheaply
             if str(k) in self.films:
                 h = self.films[str(k)](h, a)
         return self.out(h)
@@ -56,6 +56,11 @@ class _Generator(FiLMNet):
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return F.relu(super().forward(z, a))  # (B, D), non-negative like ResNet features
 
+
+# On PF60 the shared small-data rates (1e-4, gp_lambda 10) left FiLM-WGAN's unseen classes
+# unrecognised: validation H 0.048 / 0 / 0 over seeds 0-2 at 20 epochs. A faster rate with a
+# lighter penalty learns at every seed: 0.126 / 0.064 / 0.056 (six settings tried, December 2026).
+_PF60 = {"PF60": dict(lr_g=1e-3, lr_d=1e-3, gp_lambda=1.0)}
 
 _G_ORDER = (1, 2, 3, 4)
 _D_ORDER = (2, 3, 1, 4)
@@ -77,7 +82,7 @@ register(
         description="FiLM-WGAN: attributes enter only through FiLM layers; film_depth 1-4 per network",
         params_cls=Params,
         build=FiLMWGAN,
-        dataset_defaults=merge_defaults(SMALL_DATA_RATES, SMALL_DATA_SIZES, THESIS_DEFAULTS),
+        dataset_defaults=merge_defaults(SMALL_DATA_RATES, SMALL_DATA_SIZES, THESIS_DEFAULTS, _PF60),
         space=extend_space(WGAN_SPACE, {"hidden": Categorical((256, 512, 1100, 2200, 4400)), "film_depth": Int(1, 4)}),
     )
 )

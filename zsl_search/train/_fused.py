@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.optim.adam import adam
 
 from .._device import resolve_device
 from ..errors import ConfigError
 from ..models import CommonParams, get_variant
-from ..models.base import Critic, Generator
+from ..models.base import Critic, Generator, leaky_relu
 from ._trainer import GEN_CHUNK, eval_inputs, lr_factor, pretrain_classifier
 
 if TYPE_CHECKING:
@@ -200,7 +201,8 @@ class FusedTrainer:
         # Summing over members too: member k's score depends on its x_hat rows only.
         (grad,) = torch.autograd.grad(_critic(self.d, x_hat, a).sum(), x_hat, create_graph=True)
         penalty = ((grad.norm(2, dim=2) - 1) ** 2).mean(dim=1)
-        return _critic(self.d, fake, a).mean(dim=(1, 2)) - _critic(self.d, real, a).mean(dim=(1, 2)) + self.gp * penalty
+        score = _critic(self.d, torch.cat([fake, real], dim=1), a.repeat(1, 2, 1))  # one call, as solo
+        return score[:, :b].mean(dim=(1, 2)) - score[:, b:].mean(dim=(1, 2)) + self.gp * penalty
 
     def _generator_loss(self, fake: Tensor, y: Tensor, a: Tensor) -> Tensor:
         score = _critic(self.d, fake, a)
@@ -311,7 +313,7 @@ def _stack_mlp(nets: list[torch.nn.Module]) -> list[Tensor]:
 
 
 def _mlp(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
-    return torch.baddbmm(b2, F.leaky_relu(torch.baddbmm(b1, x, w1), 0.2), w2)
+    return torch.baddbmm(b2, leaky_relu(torch.baddbmm(b1, x, w1), 0.2), w2)
 
 
 def _generator(g: list[Tensor], z: Tensor, a: Tensor) -> Tensor:
@@ -328,44 +330,27 @@ def _bce(logit: Tensor, target: float) -> Tensor:
 
 
 class _FusedAdam:
-    """`torch.optim.Adam` (its single-tensor path: the CPU default) over stacked tensors, each
-    member with its own lr and betas as (K, 1, 1) tensors, in the same op order so member k's
-    update rounds as its solo optimiser's does."""
+    """Adam over stacked tensors: each member's slices are updated by PyTorch's fused Adam (the
+    kernel its solo `Trainer` steps with) at that member's own rate and betas, so member k's
+    update is its solo optimiser's, element for element."""
 
     def __init__(self, params: list[Tensor], betas: list[tuple[float, float]]) -> None:
         self.params, self.betas = params, list(betas)
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.steps = 0  # the same for every member
-        self._betas_t()
-
-    def _betas_t(self) -> None:
-        dev = self.params[0].device
-        self.one_minus_b1 = _col([1 - b1 for b1, _ in self.betas], dev)
-        self.b2 = _col([b2 for _, b2 in self.betas], dev)
-        self.one_minus_b2 = _col([1 - b2 for _, b2 in self.betas], dev)
+        # One step counter per member and tensor, as the solo optimiser keeps (it counts them).
+        self.counts = [[torch.zeros((), device=p.device) for p in params] for _ in self.betas]
 
     def keep(self, params: list[Tensor], idx: Tensor, positions: list[int]) -> None:
         self.params = params
         self.exp_avg = [t.index_select(0, idx) for t in self.exp_avg]
         self.exp_avg_sq = [t.index_select(0, idx) for t in self.exp_avg_sq]
         self.betas = [self.betas[k] for k in positions]
-        self._betas_t()
+        self.counts = [self.counts[k] for k in positions]
 
     @torch.no_grad()
     def step(self, grads: Sequence[Tensor], lrs: list[float]) -> None:
-        self.steps += 1
-        step = float(self.steps)
-        dev = self.params[0].device
-        # Scalars in Python doubles exactly as Adam computes them, rounded to float once.
-        neg_step_size = _col([-(lr / (1 - b1**step)) for lr, (b1, _) in zip(lrs, self.betas)], dev)
-        bc2_sqrt = _col([(1 - b2**step) ** 0.5 for _, b2 in self.betas], dev)
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            m.lerp_(g, self.one_minus_b1)
-            v.mul_(self.b2).addcmul_(g * self.one_minus_b2, g)  # addcmul_(g, g, value=1-b2)
-            denom = (v.sqrt() / bc2_sqrt).add_(_EPS)
-            p.addcdiv_(m * neg_step_size, denom)  # addcdiv_(m, denom, value=-step_size)
-
-
-def _col(values: list[float], device: torch.device) -> Tensor:
-    return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)
+        for k, (lr, (b1, b2)) in enumerate(zip(lrs, self.betas)):
+            adam([p[k] for p in self.params], [g[k] for g in grads], [m[k] for m in self.exp_avg],
+                 [v[k] for v in self.exp_avg_sq], [], self.counts[k], fused=True, amsgrad=False,
+                 beta1=b1, beta2=b2, lr=lr, weight_decay=0.0, eps=_EPS, maximize=False)
