@@ -52,6 +52,27 @@ def _members(variant: str, k: int, shared: dict, seed: int = 0) -> list:
     return out
 
 
+# Profiler events that launch no kernel on a GPU: views, metadata, allocation.
+_NO_KERNEL = {"aten::view", "aten::t", "aten::transpose", "aten::as_strided", "aten::empty", "aten::empty_strided",
+              "aten::expand", "aten::slice", "aten::select", "aten::unsqueeze", "aten::squeeze", "aten::reshape",
+              "aten::_reshape_alias", "aten::detach", "aten::detach_", "aten::alias", "aten::lift_fresh",
+              "aten::resize_", "aten::permute", "aten::numpy_T", "aten::_unsafe_view", "aten::unbind",
+              "aten::split", "aten::narrow", "aten::flatten", "aten::expand_as", "aten::empty_like",
+              "aten::result_type", "aten::is_nonzero", "aten::item", "aten::_local_scalar_dense", "aten::to",
+              "aten::_to_copy", "aten::view_as", "aten::requires_grad_", "aten::set_", "aten::size", "aten::stride"}
+
+
+def _kernels(step) -> int:
+    """Operators of ``step()`` that would each launch a kernel on a GPU: leaf aten ops that are
+    not views, metadata or allocation (a CPU profile's count; close to a CUDA trace's)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    return sum(1 for e in prof.events()
+               if e.name.startswith("aten::") and not e.cpu_children and e.name not in _NO_KERNEL)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -129,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fused / solo throughput: {t_solo / t_fused:.2f}x")
     print(f"largest relative loss difference, member vs its solo run: {worst:.2e}")
     print("evaluation (untimed) is per member and unfused: FusedTrainer.evaluate(k) costs a solo evaluate")
+    # On a GPU these shapes leave the device idle: a step costs its kernel launches (~5-10 us
+    # each) more than its FLOPs, so K solo runs pay K times a solo step's launches, a pack once.
+    solo_k = _kernels(lambda: solos[0].train_epoch(max_steps=1))
+    fused_k = _kernels(lambda: fused.train_epoch(max_steps=1))
+    print(f"GPU kernels per generator step: solo {solo_k}, fused K={k} {fused_k}; where launches bound the step, "
+          f"K solo runs cost {k * solo_k / fused_k:.1f}x the launches of one pack (the most fusion can give there)")
     return 0
 
 
