@@ -8,10 +8,11 @@ epochs). Prints both and their ratio; exits 1 if either target is missed.
 
 With ``--baseline`` it also runs the same spec and seed with the throughput machinery off
 (``runtime: {reuse_workers: false, shared_classifier: false}``: a fresh worker process and a
-freshly trained frozen classifier per trial) and reports, as same-run ratios, trials finished
-per minute and the median time from a trial's start to its first generator step.
+freshly trained frozen classifier per trial; ``pack: 1``) and reports, as same-run ratios,
+trials finished per minute and the median time from a trial's start to its first generator
+step. ``--pack K`` runs the search (not the baseline) with ``pack: K``.
 
-    python -m bench.quickstart [--spec experiments/quickstart.yaml] [--storage DIR] [--baseline]
+    python -m bench.quickstart [--spec experiments/quickstart.yaml] [--storage DIR] [--baseline] [--pack K]
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _compare(spec, storage: str, result, seconds: float) -> None:
 
     start = time.perf_counter()
     base = run_search(spec.override({"storage": storage, "name": f"{spec.name}-baseline",
-                                     "runtime.reuse_workers": False, "runtime.shared_classifier": False}),
+                                     "runtime.reuse_workers": False, "runtime.shared_classifier": False,
+                                     "pack": 1}),
                       progress=False)
     base_seconds = time.perf_counter() - start
     (rate, startup), (base_rate, base_startup) = _throughput(result, seconds), _throughput(base, base_seconds)
@@ -71,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", default=str(ROOT / "experiments" / "quickstart.yaml"))
     parser.add_argument("--storage", default=None, help="results directory (default: a temporary one)")
     parser.add_argument("--baseline", action="store_true", help="also run with the throughput machinery off")
+    parser.add_argument("--pack", type=int, default=None, help="override the spec's pack (the baseline keeps 1)")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     storage = args.storage or tempfile.mkdtemp(prefix="bench-quickstart-")
 
     start = time.perf_counter()
-    result = run_search(spec.override({"storage": storage}), progress=False)
+    result = run_search(spec.override({"storage": storage, "pack": args.pack}), progress=False)
     search_seconds = time.perf_counter() - start
     if args.baseline:
         _compare(spec, storage, result, search_seconds)

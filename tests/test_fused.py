@@ -133,6 +133,23 @@ def test_dropping_a_member_leaves_the_others_unchanged(demo_split, wgan_solo) ->
     assert fused.train_epoch() == []
 
 
+def test_a_pack_resumes_from_its_checkpoint_exactly(demo_split) -> None:
+    """state_dict after a member was dropped, loaded into a freshly built pack: the next epoch
+    is the uninterrupted pack's, bit for bit."""
+    params = _params("fclswgan", WGAN_MEMBERS, epochs=3)
+    first = FusedTrainer(demo_split, variant="fclswgan", params=params, seeds=WGAN_SEEDS, device="cpu")
+    first.train_epoch()
+    first.drop(1)
+    state = first.state_dict()
+    again = FusedTrainer(demo_split, variant="fclswgan", params=params, seeds=WGAN_SEEDS, device="cpu")
+    again.load_state_dict(state)
+    assert again.ids == [0, 2] and again.epoch == 1
+    assert again.train_epoch() == first.train_epoch()
+    with pytest.raises(ConfigError, match="other hyperparameters"):
+        FusedTrainer(demo_split, variant="fclswgan", params=_params("fclswgan", WGAN_MEMBERS[::-1], epochs=3),
+                     seeds=WGAN_SEEDS, device="cpu").load_state_dict(state)
+
+
 def test_fused_adam_is_torch_adam_bit_for_bit() -> None:
     """Per-member rates and betas, a decaying rate, beta1 0 included: exactly torch's Adam."""
     gen = torch.Generator().manual_seed(0)

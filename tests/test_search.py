@@ -66,6 +66,49 @@ def test_search_writes_every_trial_once_and_tells_optuna_the_truth(ray_local, tm
     assert yaml.safe_load((tmp_path / "tiny" / "spec.yaml").read_text())["name"] == "tiny"
 
 
+def test_a_pack_search_gives_every_member_its_own_optuna_trial_row_and_stop(ray_local, tmp_path: Path) -> None:
+    """pack: 3 trains fclswgan trials three at a time as one fused model (cosgan cannot fuse: packs
+    of one). Optuna and the leaderboard still see one trial per member, with its own values."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from zsl_search.train import PER_MEMBER
+
+    spec = tiny(tmp_path, name="packed", pack=3, budget={"trials": 7, "max_epochs": 3, "grace_epochs": 1},
+                space={"all": {"hidden": 32, "syn_num": 30, "cls_epochs": 3, "cls_pretrain_epochs": 2}})
+    run_search(parse_spec(spec), progress=False)
+    rows = read_rows(str(tmp_path), "packed")
+    assert len(rows) == 7 and len({r["trial_id"] for r in rows}) == 7
+    for r in rows:
+        r["params"] = json.loads(r["config_json"])
+    packs: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["variant"] == "fclswgan":
+            packs.setdefault(r["trial_id"].rsplit("-", 1)[0], []).append(r)
+        else:
+            assert "-" not in r["trial_id"]  # a cosgan trial is a plain one
+    assert packs and max(len(members) for members in packs.values()) == 3
+    for members in packs.values():
+        shared = [{k: v for k, v in m["params"].items() if k not in PER_MEMBER} for m in members]
+        assert all(s == shared[0] for s in shared)  # one network shape and schedule per pack
+        if len(members) > 1:
+            assert len({m["params"]["lr_g"] for m in members}) == len(members)  # members are sampled apart
+        # At the rung after epoch 1 only the best third of a pack's members trains on.
+        assert sum(m["epochs"] > 1 for m in members) <= -(-len(members) // 3)
+    assert {r["status"] for r in rows} <= {"COMPLETE", "EARLY_STOPPED"}
+
+    study = optuna.load_study(study_name="packed",
+                              storage=JournalStorage(JournalFileBackend(str(tmp_path / "packed" / "optuna.journal"))))
+    assert len(study.trials) == 7 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    # Each member's Optuna trial holds that member's own curve: its last report is its row's best H.
+    by_params = {json.dumps(r["params"]["lr_g"]): r for r in rows}
+    for t in study.trials:
+        row = by_params[json.dumps(t.params[f"{t.params['variant']}/lr_g"])]
+        assert t.intermediate_values[row["epochs"]] == pytest.approx(row["H"])
+        assert t.state.name == ("COMPLETE" if row["status"] == "COMPLETE" else "PRUNED")
+
+
 def test_a_validation_search_never_reads_test_samples(ray_local, tmp_path: Path) -> None:
     """Replacing every test_seen/test_unseen feature leaves a validation search bit-identical."""
     clean = synthesize(tmp_path / "a" / "SET", preset="demo", seed=5)

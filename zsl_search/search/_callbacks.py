@@ -159,7 +159,14 @@ class TrialLedger(Callback):
         result = trial.last_result or {}
         if not _reported(result):
             return  # counted by close()
-        self._end(trial, result, self._completion_status(result))
+        self._end(trial, result, None)
+
+    def final_before(self, trial_id: str) -> bool:
+        """Whether an earlier run of this search left ``trial_id`` (every member of a pack) with
+        a final row."""
+        ids = [self.existing.get(trial_id)] if trial_id in self.existing else [
+            status for row_id, status in self.existing.items() if row_id.startswith(f"{trial_id}-")]
+        return bool(ids) and all(status in FINAL_STATUSES for status in ids)
 
     def _completion_status(self, result: dict[str, Any]) -> str:
         if result.get("diverged"):
@@ -196,17 +203,21 @@ class TrialLedger(Callback):
                         dataset=self.dataset, error=error, restarts=restarts, started_at=self.started_at.get(trial_id))
         return {**row, "completed_order": self.order}
 
-    def _end(self, trial: Any, result: dict[str, Any], status: str, *, error: str | None = None) -> None:
-        self.ended[trial.trial_id] = status
+    def _end(self, trial: Any, result: dict[str, Any], status: str | None, *, error: str | None = None) -> None:
+        """Write the rows of a trial (one per member of a pack) that ended with ``status``
+        (None: it completed, and each row's status follows from its epochs)."""
+        self.ended[trial.trial_id] = status or "COMPLETE"
         # Every failure but a final one (ERROR) was followed by a restart from the checkpoint.
         restarts = trial.num_failures - (status == "ERROR")
-        row = self._row(trial.trial_id, trial.config, result, status, error=error, restarts=restarts)
-        self._write_later(row)
-        self.done += 1
-        extra = f": {error}" if error else ""
-        self._say(f"[{self.done}/{self.spec.budget.trials}] trial {trial.trial_id} {row['variant']:9s} "
-                  f"{status.lower():13s} epochs={row['epochs']:<3} best H={row['H']:.4f} "
-                  f"(U={row['U']:.4f} S={row['S']:.4f}){extra}")
+        for row_id, config, unit, own in _units(trial.trial_id, trial.config, result):
+            ended = own or status or self._completion_status(unit)
+            row = self._row(row_id, config, unit, ended, error=error if ended == "ERROR" else None, restarts=restarts)
+            self._write_later(row)
+            self.done += 1
+            extra = f": {error}" if ended == "ERROR" and error else ""
+            self._say(f"[{self.done}/{self.spec.budget.trials}] trial {row_id} {row['variant']:9s} "
+                      f"{ended.lower():13s} epochs={row['epochs']:<3} best H={row['H']:.4f} "
+                      f"(U={row['U']:.4f} S={row['S']:.4f}){extra}")
 
     def _write_later(self, row: dict[str, Any]) -> None:
         with self._outbox_cv:
@@ -259,14 +270,15 @@ class TrialLedger(Callback):
         rows, unreported = [], Counter()
         for trial in self.trials:
             tid = trial.trial_id
-            if tid in self.ended or tid in self.failed_early or self.existing.get(tid) in FINAL_STATUSES:
+            if tid in self.ended or tid in self.failed_early or self.final_before(tid):
                 continue
             result = trial.last_result or {}
             if _reported(result) and "variant" in (trial.config or {}):
-                ended = self._completion_status(result) if tid in self.finished_before else status
-                rows.append(self._row(tid, trial.config, result, ended, restarts=trial.num_failures))
-                self.ended[tid] = ended
-            elif tid not in self.existing:
+                for row_id, config, unit, own in _units(tid, trial.config, result):
+                    ended = own or (self._completion_status(unit) if tid in self.finished_before else status)
+                    rows.append(self._row(row_id, config, unit, ended, restarts=trial.num_failures))
+                self.ended[tid] = status
+            elif not any(k == tid or k.startswith(f"{tid}-") for k in self.existing):
                 unreported[reason] += 1
         if rows:
             self.writer.write(rows)
@@ -283,6 +295,26 @@ class TrialLedger(Callback):
             notes.append(f"{n} trial{'s' if n != 1 else ''} failed before {'their' if n != 1 else 'its'} first "
                          f"epoch (first error: {first}; tracebacks in each trial's error.txt)")
         return notes
+
+
+def _units(trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> list[tuple[str, dict, dict, str | None]]:
+    """(row id, config, result, status it ended with or None) for each leaderboard row of a
+    trial: the trial itself, or each member of a pack that reported an epoch."""
+    if "members" not in config:
+        return [(trial_id, config, result, None)]
+    from ._pack import RUNNING, member_id
+
+    variant, members = config["variant"], result.get("members", {})
+    shared = {k: result[k] for k in ("time_total_s", "node_id", "first_step_at") if k in result}
+    units = []
+    for j in range(len(config["members"])):
+        member = members.get(str(j))
+        if member is None or not _reported(member):
+            continue
+        own = member["status"] if member.get("status", RUNNING) != RUNNING else None
+        units.append((member_id(trial_id, j), {"variant": variant, **config["members"][str(j)]}, {**member, **shared},
+                      own))
+    return units
 
 
 class FatalErrorStopper(Stopper):

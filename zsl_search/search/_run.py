@@ -263,7 +263,7 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     from ._callbacks import FatalErrorStopper
 
     trainable = tune.with_resources(
-        tune.with_parameters(_trial_entrypoint(), spec=spec, source=source,
+        tune.with_parameters(_trial_entrypoint(spec), spec=spec, source=source,
                              search=spec.name, cache_dir=str(cache_dir), plugins=tuple(settings.plugin_modules())),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
@@ -286,7 +286,11 @@ def _defaults_line(spec: SearchSpec, defaults: str) -> str:
     return "defaults: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in used.items())
 
 
-def _trial_entrypoint() -> Any:
+def _trial_entrypoint(spec: SearchSpec) -> Any:
+    if spec.pack > 1:
+        from ._pack import run_pack
+
+        return run_pack
     from ._trainable import run_trial
 
     return run_trial
@@ -299,7 +303,12 @@ def _new_tuner(spec: SearchSpec, trainable: Any, storage_path: str, fs: Any, jou
     from ._factories import make_scheduler
     from ._optuna import METRIC, make_searcher
 
-    searcher = make_searcher(spec, journal=journal, study_name=spec.name, dataset=dataset)
+    if spec.pack > 1:
+        from ._pack import PackSearch
+
+        searcher = PackSearch(spec, journal=journal, study_name=spec.name, dataset=dataset)
+    else:
+        searcher = make_searcher(spec, journal=journal, study_name=spec.name, dataset=dataset)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -357,12 +366,10 @@ def _graceful_signals() -> Iterator[None]:
 
 def _ending(ledger: Any, spec: SearchSpec) -> Ending:
     """How the run ended, from what the ledger saw."""
-    from ._callbacks import FINAL_STATUSES
-
     if ledger.interrupted:
         return "interrupted"
     cut_short = any(t.trial_id not in ledger.ended and t.trial_id not in ledger.failed_early
-                    and ledger.existing.get(t.trial_id) not in FINAL_STATUSES for t in ledger.trials)
+                    and not ledger.final_before(t.trial_id) for t in ledger.trials)
     if ledger.fatal is None and (cut_short or (spec.budget.time_budget_s and len(ledger.trials) < spec.budget.trials)):
         return "time_budget"
     return "finished"

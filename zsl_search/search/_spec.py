@@ -101,7 +101,10 @@ class SearchSpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     storage: str = "./zsl-results"
-    max_concurrent: int = Field(default=2, ge=1)
+    max_concurrent: int = Field(default=2, ge=1)  # Tune trials at once (a pack is one)
+    # Up to `pack` trials of one variant and network shape train as ONE fused model (one Tune
+    # trial, one Optuna trial and leaderboard row per member); 1 = one model per trial.
+    pack: int = Field(default=1, ge=1, le=64)
     seed: int = 0
     device: str = "auto"
     eval_every: int = Field(default=1, ge=1)

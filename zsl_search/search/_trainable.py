@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_trial", "trial_params"]
+__all__ = ["run_trial", "trial_params", "trial_metrics"]
 
 CHECKPOINT_FILE = "trainer-{fold}.pt"
 
@@ -63,25 +63,9 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
                 trainer.load(Path(d) / CHECKPOINT_FILE.format(fold=k))
 
     def report() -> None:
-        evaluated = [r for r in map(_fold_mean, zip(*(t.history for t in trainers), strict=True)) if "H" in r]
-        # The best epoch is chosen on the validation split (earliest on ties): part of the search.
-        best = max(evaluated, key=lambda r: r["H"], default={})
-        last = evaluated[-1] if evaluated else {}
         lead = trainers[0]
-        metrics = {
-            "epoch": lead.epoch, "variant": config["variant"], "node_id": node_id,
-            # last_*: the latest evaluated epoch (TensorBoard's curves); best_*: the best one so
-            # far, chosen on validation, which ranks trials and fills the leaderboard's H/U/S.
-            **{f"last_{k}": last.get(k, 0.0) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")},
-            "best_H": best.get("H", 0.0), "best_U": best.get("U", 0.0), "best_S": best.get("S", 0.0),
-            "best_zsl_acc": best.get("zsl_acc", 0.0), "best_retrieval_map": best.get("retrieval_map", 0.0),
-            "best_epoch": int(best.get("epoch", 0)), "diverged": any(t.history[-1].get("diverged") for t in trainers),
-            # What `finalize` repeats: the generator steps to the best epoch on this schedule,
-            # and the final classifier's length (epochs, Adam steps) validated there.
-            "best_step": int(best.get("step", 0)), "schedule_steps": lead.schedule_steps,
-            "best_cls_epochs": int(best.get("cls_epoch", 0)) + 1 if best else 0,
-            "best_cls_steps": int(best.get("cls_steps", 0)), "first_step_at": first_step_at,
-        }
+        metrics = {**trial_metrics([t.history for t in trainers], schedule_steps=lead.schedule_steps),
+                   "variant": config["variant"], "node_id": node_id, "first_step_at": first_step_at}
         with tempfile.TemporaryDirectory() as d:
             for k, trainer in enumerate(trainers):
                 trainer.save(Path(d) / CHECKPOINT_FILE.format(fold=k))
@@ -100,6 +84,28 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
         report()
         if any(t.history[-1].get("diverged") for t in trainers):
             break
+
+
+def trial_metrics(histories: list[list[dict[str, Any]]], *, schedule_steps: int) -> dict[str, Any]:
+    """What a trial reports after an epoch, from each fold's history of epoch rows."""
+    evaluated = [r for r in map(_fold_mean, zip(*histories, strict=True)) if "H" in r]
+    # The best epoch is chosen on the validation split (earliest on ties): part of the search.
+    best = max(evaluated, key=lambda r: r["H"], default={})
+    last = evaluated[-1] if evaluated else {}
+    return {
+        "epoch": int(histories[0][-1]["epoch"]) if histories[0] else 0,
+        # last_*: the latest evaluated epoch (TensorBoard's curves); best_*: the best one so
+        # far, chosen on validation, which ranks trials and fills the leaderboard's H/U/S.
+        **{f"last_{k}": last.get(k, 0.0) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")},
+        "best_H": best.get("H", 0.0), "best_U": best.get("U", 0.0), "best_S": best.get("S", 0.0),
+        "best_zsl_acc": best.get("zsl_acc", 0.0), "best_retrieval_map": best.get("retrieval_map", 0.0),
+        "best_epoch": int(best.get("epoch", 0)), "diverged": any(h[-1].get("diverged") for h in histories if h),
+        # What `finalize` repeats: the generator steps to the best epoch on this schedule,
+        # and the final classifier's length (epochs, Adam steps) validated there.
+        "best_step": int(best.get("step", 0)), "schedule_steps": schedule_steps,
+        "best_cls_epochs": int(best.get("cls_epoch", 0)) + 1 if best else 0,
+        "best_cls_steps": int(best.get("cls_steps", 0)),
+    }
 
 
 def _fold_mean(rows: tuple[dict[str, Any], ...]) -> dict[str, Any]:

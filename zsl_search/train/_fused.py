@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import fields
-from typing import TYPE_CHECKING
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,17 +29,17 @@ from .._device import resolve_device
 from ..errors import ConfigError
 from ..models import CommonParams, get_variant
 from ..models.base import Critic, Generator, leaky_relu
-from ._trainer import GEN_CHUNK, eval_inputs, lr_factor, pretrain_classifier
+from ._trainer import GEN_CHUNK, _rng_state, eval_inputs, lr_factor, pretrain_classifier
 
 if TYPE_CHECKING:
     from ..data import Split
     from ..eval import EvalResult
 
-__all__ = ["FusedTrainer", "can_fuse", "pack_key"]
+__all__ = ["FusedTrainer", "can_fuse", "pack_key", "PER_MEMBER"]
 
 # What members of one pack may differ in; every other hyperparameter decides shapes, the step
 # structure, the schedule or evaluation, so it must be equal.
-_PER_MEMBER = ("lr_g", "lr_d", "beta1", "beta2", "cls_weight", "gp_lambda")
+PER_MEMBER = ("lr_g", "lr_d", "beta1", "beta2", "cls_weight", "gp_lambda")
 # The loss family of each supported variant: its losses are reimplemented batched here.
 _FAMILY = {"fclswgan": "wgan_gp", "zswgan": "wgan_gp", "cgan": "bce"}
 _EPS = 1e-8  # torch.optim.Adam's default
@@ -53,7 +53,7 @@ def can_fuse(variant: str, params: CommonParams) -> bool:
 def pack_key(variant: str, params: CommonParams) -> tuple:
     """What must be equal for two configurations to share a pack: the variant and every
     hyperparameter except the per-member ones (rates, betas, cls_weight, gp_lambda)."""
-    return (variant, *((f.name, getattr(params, f.name)) for f in fields(params) if f.name not in _PER_MEMBER))
+    return (variant, *((f.name, getattr(params, f.name)) for f in fields(params) if f.name not in PER_MEMBER))
 
 
 class FusedTrainer:
@@ -277,6 +277,36 @@ class FusedTrainer:
                 out[f"{prefix}.net.{layer}.bias"] = b[k, 0].detach().clone()
         return out
 
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything training depends on, for the members still in the pack (CPU tensors)."""
+        return {
+            "variant": self.variant.name, "params": [asdict(p) for p in self.params], "seeds": list(self.seeds),
+            "ids": list(self.ids), "epoch": self.epoch, "step": self.step, "schedule_steps": self.schedule_steps,
+            "g": [t.detach().cpu() for t in self.g], "d": [t.detach().cpu() for t in self.d],
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rngs": [bytes(r.get_state().numpy()) for r in self.rngs],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict`: this pack must have been built like the one that wrote it
+        (members it had dropped by then are dropped here too)."""
+        if state["variant"] != self.variant.name or state["schedule_steps"] != self.schedule_steps:
+            raise ConfigError("checkpoint was written by another variant or schedule; start a new run")
+        if not set(state["ids"]) <= set(self.ids):
+            raise ConfigError(f"checkpoint members {state['ids']} are not among this pack's {self.ids}")
+        self.keep([self.ids.index(i) for i in state["ids"]])
+        if state["params"] != [asdict(p) for p in self.params] or state["seeds"] != self.seeds:
+            raise ConfigError("checkpoint was written with other hyperparameters or seeds; start a new run")
+        with torch.no_grad():
+            for mine, saved in zip([*self.g, *self.d], [*state["g"], *state["d"]], strict=True):
+                mine.copy_(saved)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for rng, saved in zip(self.rngs, state["rngs"], strict=True):
+            rng.set_state(_rng_state(saved))
+        self.epoch, self.step = state["epoch"], state["step"]
+
     def evaluate(self, k: int, *, select_epoch: bool = True, cls_epochs: int | None = None,
                  cls_steps: int | None = None) -> EvalResult:
         """Member ``k``'s `Trainer.evaluate` (one member at a time: the final classifiers are
@@ -340,6 +370,18 @@ class _FusedAdam:
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
         # One step counter per member and tensor, as the solo optimiser keeps (it counts them).
         self.counts = [[torch.zeros((), device=p.device) for p in params] for _ in self.betas]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"exp_avg": [t.cpu() for t in self.exp_avg], "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
+                "counts": [[float(c) for c in member] for member in self.counts]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved_moments = [*state["exp_avg"], *state["exp_avg_sq"]]
+        for mine, saved in zip([*self.exp_avg, *self.exp_avg_sq], saved_moments, strict=True):
+            mine.copy_(saved)
+        for member, saved in zip(self.counts, state["counts"], strict=True):
+            for count, value in zip(member, saved, strict=True):
+                count.fill_(value)
 
     def keep(self, params: list[Tensor], idx: Tensor, positions: list[int]) -> None:
         self.params = params
