@@ -279,7 +279,7 @@ class TrialLedger(Callback):
                     rows.append(self._row(row_id, config, unit, ended, restarts=trial.num_failures))
                 self.ended[tid] = status
             elif not any(k == tid or k.startswith(f"{tid}-") for k in self.existing):
-                unreported[reason] += 1
+                unreported[reason] += len((trial.config or {}).get("members", {})) or 1
         if rows:
             self.writer.write(rows)
         notes = []

@@ -42,7 +42,7 @@ class SearchResult:
     ``ending`` is ``finished`` (every trial of the budget ran), ``time_budget`` (the budget's
     ``time_budget_s`` ended it) or ``interrupted`` (Ctrl-C / SIGTERM: continue it with
     `resume_search`). ``notes`` are the summary lines for trials that have no row (they never
-    reported an epoch); ``trials`` counts every trial Tune started or queued.
+    reported an epoch); ``trials`` counts every trial Tune started or queued (a pack's members each).
     """
 
     name: str
@@ -235,7 +235,8 @@ def _reconcile(spec: SearchSpec, ledger: Any, journal: Path, *, cache_dir: Path,
     if ledger.fatal:
         raise DataError(ledger.fatal)
     return SearchResult(name=spec.name, storage=spec.storage, rows=ledger.writer.rows(), seconds=seconds,
-                        feature_stores=feature_stores, ending=ending, notes=notes, trials=len(ledger.trials))
+                        feature_stores=feature_stores, ending=ending, notes=notes,
+                        trials=sum(len((t.config or {}).get("members", {})) or 1 for t in ledger.trials))
 
 
 def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path) -> None:
