@@ -217,9 +217,10 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
         lead = packs[0]
         per_member = {str(j): {**trial_metrics(histories[j], schedule_steps=lead.schedule_steps), "status": status[j]}
                       for j in range(k)}
-        best = max(per_member.values(), key=lambda m: m["best_H"])
-        metrics = {**best, "epoch": lead.epoch, "variant": variant, "node_id": node_id, "first_step_at": first_step_at,
-                   "members": per_member, "pack": k, "training": status.count(RUNNING)}
+        best = max(per_member.values(), key=lambda m: m["best_H"])  # what ASHA compares packs by
+        metrics = {**{name: v for name, v in best.items() if name != "status"}, "epoch": lead.epoch, "variant": variant,
+                   "node_id": node_id, "first_step_at": first_step_at, "members": per_member, "pack": k,
+                   "training": status.count(RUNNING)}
         with tempfile.TemporaryDirectory() as d:
             torch.save({"histories": histories, "status": status}, Path(d) / HISTORY_FILE)
             for fold, pack in enumerate(packs):
@@ -239,7 +240,7 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
             for pos, row in enumerate(rows):
                 j = pack.ids[pos]
                 row = {"epoch": pack.epoch, **row}
-                if row.get("diverged") or pack.epoch % spec.eval_every == 0 or last:
+                if row.get("diverged") or pack.epoch % spec.eval_every == 0 or last or pack.epoch in rungs:
                     row.update(pack.evaluate(pos).as_dict())
                 histories[j][fold].append(row)
         epoch = packs[0].epoch
