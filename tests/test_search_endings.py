@@ -217,6 +217,44 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
     assert all(set(epochs) == set(range(1, 9)) for epochs in reports(storage / "intr").values())
 
 
+def test_an_interrupted_pack_resumes_and_keeps_each_members_row_once(tmp_path: Path) -> None:
+    """pack: 3, Ctrl-C after the rung at epoch 2 (where two of the three members stop), then
+    resume: the pack continues from its checkpoint and every member ends once, in its own way."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = tmp_path / "results"
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "packed", "dataset": {"path": "demo"}, "variants": ["fclswgan"], "space": {"all": SMALL},
+        # 14 epochs after the rung: time for Ctrl-C to land before the last member finishes
+        "budget": {"trials": 3, "max_epochs": 16, "grace_epochs": 2}, "pack": 3, "max_concurrent": 1,
+        "storage": str(storage),
+    }))
+    driver = _driver("run", str(spec_path))
+    out, err = _interrupt_once_reported(driver, storage / "packed", lambda p: os.killpg(p.pid, signal.SIGINT))
+    assert driver.returncode == 130, err[-3000:]
+    first = {r["trial_id"]: r["status"] for r in read_rows(str(storage), "packed")}
+    assert sorted(first.values()) == ["EARLY_STOPPED", "EARLY_STOPPED", "INTERRUPTED"], first
+
+    finished = _driver("resume", "packed", "--storage", str(storage))
+    out, err = finished.communicate(timeout=300)
+    assert finished.returncode == 0, err[-3000:]
+    assert "[3/3]" in err and "[4/3]" not in err  # the members that had ended are not counted again
+    rows = read_rows(str(storage), "packed")
+    assert {r["trial_id"] for r in rows} == set(first) and len(rows) == 3
+    assert sorted((r["status"], r["epochs"]) for r in rows) == [("COMPLETE", 16), ("EARLY_STOPPED", 2),
+                                                                ("EARLY_STOPPED", 2)]
+    (epochs,) = reports(storage / "packed").values()  # one Tune trial: the pack, every epoch once
+    assert sorted(set(epochs)) == list(range(1, 17))
+    study = optuna.load_study(study_name="packed", storage=JournalStorage(
+        JournalFileBackend(str(storage / "packed" / "optuna.journal"))))
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "PRUNED", "PRUNED"]
+    complete = next(r for r in rows if r["status"] == "COMPLETE")
+    assert [t.value for t in study.trials if t.state.name == "COMPLETE"] == [pytest.approx(complete["H"])]
+
+
 def test_sigterm_to_the_driver_ends_the_search_like_ctrl_c(ray_local, tmp_path: Path) -> None:
     """SIGTERM (``kill PID``, ``ray job stop``) to a driver running a search in this very process."""
     spec = parse_spec({

@@ -210,6 +210,8 @@ class TrialLedger(Callback):
         # Every failure but a final one (ERROR) was followed by a restart from the checkpoint.
         restarts = trial.num_failures - (status == "ERROR")
         for row_id, config, unit, own in _units(trial.trial_id, trial.config, result):
+            if self.existing.get(row_id) in FINAL_STATUSES and row_id != trial.trial_id:
+                continue  # a member that ended before this run was interrupted: its row stands
             ended = own or status or self._completion_status(unit)
             row = self._row(row_id, config, unit, ended, error=error if ended == "ERROR" else None, restarts=restarts)
             self._write_later(row)
@@ -275,6 +277,8 @@ class TrialLedger(Callback):
             result = trial.last_result or {}
             if _reported(result) and "variant" in (trial.config or {}):
                 for row_id, config, unit, own in _units(tid, trial.config, result):
+                    if self.existing.get(row_id) in FINAL_STATUSES:
+                        continue
                     ended = own or (self._completion_status(unit) if tid in self.finished_before else status)
                     rows.append(self._row(row_id, config, unit, ended, restarts=trial.num_failures))
                 self.ended[tid] = status

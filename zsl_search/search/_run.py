@@ -236,7 +236,7 @@ def _reconcile(spec: SearchSpec, ledger: Any, journal: Path, *, cache_dir: Path,
         raise DataError(ledger.fatal)
     return SearchResult(name=spec.name, storage=spec.storage, rows=ledger.writer.rows(), seconds=seconds,
                         feature_stores=feature_stores, ending=ending, notes=notes,
-                        trials=sum(len((t.config or {}).get("members", {})) or 1 for t in ledger.trials))
+                        trials=_started(ledger))
 
 
 def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path) -> None:
@@ -371,9 +371,14 @@ def _ending(ledger: Any, spec: SearchSpec) -> Ending:
         return "interrupted"
     cut_short = any(t.trial_id not in ledger.ended and t.trial_id not in ledger.failed_early
                     and not ledger.final_before(t.trial_id) for t in ledger.trials)
-    if ledger.fatal is None and (cut_short or (spec.budget.time_budget_s and len(ledger.trials) < spec.budget.trials)):
+    if ledger.fatal is None and (cut_short or (spec.budget.time_budget_s and _started(ledger) < spec.budget.trials)):
         return "time_budget"
     return "finished"
+
+
+def _started(ledger: Any) -> int:
+    """Trials Tune started or queued, each member of a pack counted."""
+    return sum(len((t.config or {}).get("members", {})) or 1 for t in ledger.trials)
 
 
 def _settle_optuna(journal: Path, study_name: str) -> None:
