@@ -107,12 +107,10 @@ class PackSearch(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         members = _member_results(result) if result else []
+        if members and not error:
+            self.on_trial_result(trial_id, result)  # the last epoch's reports first
         for j, trial in enumerate(self.members.get(trial_id, [])):
-            if error or j >= len(members):
-                self._tell(trial, None)
-            else:
-                self.on_trial_result(trial_id, result)
-                self._tell(trial, members[j])
+            self._tell(trial, None if error or j >= len(members) else members[j])
 
     def _tell(self, trial: optuna.Trial, member: dict[str, Any] | None) -> None:
         if trial.number in self.told:
