@@ -228,7 +228,11 @@ class ConcatGAN(GAN):
 
 class WGANGP(ConcatGAN):
     """`ConcatGAN` with WGAN-GP losses (gradient-penalty weight ``params.gp_lambda``, so the
-    params class is a `WGANParams`): f-CLSWGAN itself, and the base of the other WGANs."""
+    params class is a `WGANParams`): f-CLSWGAN itself, and the base of the other WGANs.
+
+    The critic must score each row on its own (no batch norm, no dropout): `wgan_gp_critic_loss`
+    scores fake and real rows in one call. Use `leaky_relu` / `LeakyReLU` for its activations:
+    the gradient penalty then skips a zero second derivative."""
 
     params: WGANParams
 
