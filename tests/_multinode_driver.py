@@ -36,12 +36,17 @@ def stores() -> list[str]:
                   if a["namespace"] == NAMESPACE and a["name"].startswith("feature-store:multinode:"))
 
 
+MAX_EPOCHS = 20
+
+
 def kill_a_worker_mid_trial(cluster: Cluster, workers: list, temp_dir: Path, seen: dict) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         now = reports(temp_dir)
         nodes = {node for trial in now.values() for _, node in trial}
-        victim = next((trial for trial in now.values() if trial and trial[-1][0] >= 2), None)
+        # A trial mid-way: two epochs reported, and far enough from its last that it is still
+        # running when the kill lands (a finished trial's node would leave nothing to restart).
+        victim = next((trial for trial in now.values() if trial and 2 <= trial[-1][0] <= MAX_EPOCHS - 8), None)
         if len(nodes) == 2 and victim is not None:
             seen["stores_before"] = stores()
             node = next(w for w in workers if w.node_id == victim[-1][1])
@@ -69,7 +74,7 @@ def main(storage: str) -> None:
             "dataset": {"path": "demo"},
             "variants": ["fclswgan", "cosgan"],
             "space": {"all": {"hidden": 32, "syn_num": 20, "cls_epochs": 2, "cls_pretrain_epochs": 2}},
-            "budget": {"trials": 3, "max_epochs": 12},
+            "budget": {"trials": 3, "max_epochs": MAX_EPOCHS},
             "scheduler": "fifo",
             "resources": {"cpu": 1, "gpu": 0},
             "max_concurrent": 2,
@@ -86,6 +91,7 @@ def main(storage: str) -> None:
             "lost": seen.get("lost"),
             "nodes": {w.node_id: ("gpu" if i == 0 else "cpu") for i, w in enumerate(workers)},
             "ending": result.ending,
+            "max_epochs": MAX_EPOCHS,
         }))
     finally:
         ray.shutdown()
