@@ -71,6 +71,7 @@ BAD = [
     ({"select_on_test": True}, "select_on_test: true needs protocol: test"),
     ({"storage": "s3://"}, "storage: s3://: invalid bucket name ''"),
     ({"storage": "gs://bucket/zsl"}, "storage: gs://bucket/zsl: unsupported storage scheme 'gs'"),
+    ({"pack": 0}, "pack: Input should be greater than or equal to 1"),
 ]
 
 
