@@ -20,23 +20,6 @@ import sys
 import time
 
 
-def _awa2_split(n: int = 6000, seed: int = 0):
-    """Random tensors shaped like AWA2 (2048-d features, 85-d attributes, 40 seen classes):
-    training throughput depends on the shapes only."""
-    import torch
-
-    from zsl_search.data import Split
-
-    gen = torch.Generator().manual_seed(seed)
-    n_seen, n_unseen, feat, att = 40, 10, 2048, 85
-    y = torch.randint(0, n_seen, (n,), generator=gen)
-    x = torch.rand(n, feat, generator=gen)
-    empty = torch.empty(0, dtype=torch.long)
-    return Split(dataset="AWA2", protocol="synthetic", train_x=x, train_y=y, seen_x=x[:0], seen_y=empty,
-                 unseen_x=x[:0], unseen_y=empty, att=torch.rand(n_seen + n_unseen, att, generator=gen),
-                 seen_classes=torch.arange(n_seen), unseen_classes=torch.arange(n_seen, n_seen + n_unseen))
-
-
 def _members(variant: str, k: int, shared: dict, seed: int = 0) -> list:
     """K configurations that differ in everything a pack member may differ in."""
     from zsl_search.models import get_variant
@@ -80,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     from zsl_search.store import DataSource, load_split
     from zsl_search.train import FusedTrainer, Trainer
 
+    from .genstep import random_split
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="fclswgan", choices=["fclswgan", "cgan", "zswgan"])
     parser.add_argument("--k", type=int, default=None, help="members (default 8; 4 with --awa2)")
@@ -95,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     k = args.k or (4 if args.awa2 else 8)
     if args.awa2:
-        split, unit, hidden = _awa2_split(), "member-steps", args.hidden or 4096
+        split = random_split(2048, 85, 40, n=6000, dataset="AWA2")  # AWA2's shapes
+        unit, hidden = "member-steps", args.hidden or 4096
     else:
         split = load_split(DataSource(path="demo"), cache_dir=settings.cache_dir())
         unit, hidden = "member-epochs", args.hidden or 512

@@ -37,7 +37,9 @@ SHAPES = {
 }
 
 
-def _split(feat: int, att: int, n_seen: int, n: int = 2000, seed: int = 0):
+def random_split(feat: int, att: int, n_seen: int, n: int = 2000, seed: int = 0, dataset: str = "bench"):
+    """Random tensors shaped like a dataset's training split (10 unseen classes besides):
+    training throughput depends on the shapes only."""
     import torch
 
     from zsl_search.data import Split
@@ -46,7 +48,7 @@ def _split(feat: int, att: int, n_seen: int, n: int = 2000, seed: int = 0):
     y = torch.randint(0, n_seen, (n,), generator=gen)
     x = torch.rand(n, feat, generator=gen)
     empty = torch.empty(0, dtype=torch.long)
-    return Split(dataset="bench", protocol="synthetic", train_x=x, train_y=y, seen_x=x[:0], seen_y=empty,
+    return Split(dataset=dataset, protocol="synthetic", train_x=x, train_y=y, seen_x=x[:0], seen_y=empty,
                  unseen_x=x[:0], unseen_y=empty, att=torch.rand(n_seen + 10, att, generator=gen),
                  seen_classes=torch.arange(n_seen), unseen_classes=torch.arange(n_seen, n_seen + 10))
 
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     variant, feat, att, n_seen, extra = SHAPES[args.shapes]
-    split = _split(feat, att, n_seen)
+    split = random_split(feat, att, n_seen)
     params = get_variant(variant).make_params({"batch_size": 64, "cls_pretrain_epochs": 1, "epochs": 1, **extra})
     load = os.getloadavg()[0]
     gemm = _gemm_rate(args.device)

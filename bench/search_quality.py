@@ -23,11 +23,8 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PF60 = next((p for p in (ROOT.parent / "shared/data/real/PF60", Path("/work/shared/data/real/PF60"))
-             if (p / "res101.mat").is_file()), None)
+from .evaluator import PF60, ROOT
 
 ARMS = {
     "tpe+asha": {},

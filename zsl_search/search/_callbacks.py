@@ -23,7 +23,7 @@ from ray.tune import Callback, Stopper
 
 from ..errors import DataError
 
-__all__ = ["TrialLedger", "FatalErrorStopper", "trial_row", "FINAL_STATUSES"]
+__all__ = ["TrialLedger", "FatalErrorStopper", "trial_row", "trial_count", "FINAL_STATUSES"]
 
 # Statuses after which a trial never runs again (INTERRUPTED trials continue on resume).
 FINAL_STATUSES = frozenset({"COMPLETE", "EARLY_STOPPED", "STOPPED", "DIVERGED", "ERROR"})
@@ -283,7 +283,7 @@ class TrialLedger(Callback):
                     rows.append(self._row(row_id, config, unit, ended, restarts=trial.num_failures))
                 self.ended[tid] = status
             elif not any(k == tid or k.startswith(f"{tid}-") for k in self.existing):
-                unreported[reason] += len((trial.config or {}).get("members", {})) or 1
+                unreported[reason] += trial_count(trial.config)
         if rows:
             self.writer.write(rows)
         notes = []
@@ -299,6 +299,11 @@ class TrialLedger(Callback):
             notes.append(f"{n} trial{'s' if n != 1 else ''} failed before {'their' if n != 1 else 'its'} first "
                          f"epoch (first error: {first}; tracebacks in each trial's error.txt)")
         return notes
+
+
+def trial_count(config: dict[str, Any] | None) -> int:
+    """How many trials (leaderboard rows, Optuna trials) one Tune trial is: a pack's members."""
+    return len((config or {}).get("members", {})) or 1
 
 
 def _units(trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> list[tuple[str, dict, dict, str | None]]:

@@ -14,12 +14,15 @@ from typing import Any
 __all__ = ["SCHEDULERS", "SAMPLERS", "make_scheduler", "make_sampler"]
 
 
+ASHA_REDUCTION = 3  # ASHA keeps 1 in 3 at each rung (rungs at grace_epochs x 3^i); packs do the same inside
+
+
 def _asha(spec: Any) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
     # Successive halving over epochs: a third of the trials at each rung go on.
     return ASHAScheduler(time_attr="epoch", max_t=spec.budget.max_epochs, grace_period=spec.budget.grace_epochs,
-                         reduction_factor=3)
+                         reduction_factor=ASHA_REDUCTION)
 
 
 def _fifo(spec: Any) -> Any:

@@ -17,9 +17,7 @@ packs of one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +28,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from ._factories import make_sampler
+from ._factories import ASHA_REDUCTION, make_sampler
 from ._optuna import METRIC, DefineByRun, warm_start_points
-from ._trainable import trial_metrics, trial_params
+from ._trainable import fold_splits, report_epoch, trial_metrics, trial_params
 
 __all__ = ["PackSearch", "run_pack", "member_id", "RUNNING"]
 
@@ -159,7 +157,7 @@ def _rungs(spec: Any) -> set[int]:
     out, epoch = set(), spec.budget.grace_epochs
     while epoch < spec.budget.max_epochs:
         out.add(epoch)
-        epoch *= 3
+        epoch *= ASHA_REDUCTION
     return out
 
 
@@ -172,22 +170,15 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
     import torch
     from ray import tune
 
-    from ..errors import warn
-    from ..models import load_plugins
-    from ..store import fetch_classifier, fetch_split, get_store
+    from ..store import fetch_classifier
     from ..train import FusedTrainer
     from ._trainable import run_trial
 
     if "members" not in config:  # a variant that cannot be fused: one model, as without packs
         return run_trial(config, spec=spec, source=source, search=search, cache_dir=cache_dir, plugins=plugins)
-    load_plugins(plugins)
-    torch.set_num_threads(max(1, int(spec.resources.cpu)))
-    device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
+    device, stores, splits = fold_splits(spec, source, search=search, cache_dir=cache_dir, plugins=plugins)
     variant = config["variant"]
     members = [config["members"][str(j)] for j in range(len(config["members"]))]
-    stores = [get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir)
-              for k in range(spec.folds)]
-    splits = [fetch_split(store, device=device) for store in stores]
     params = [trial_params(spec, {"variant": variant, **m}, dataset=splits[0].defaults_name) for m in members]
     k = len(params)
 
@@ -211,6 +202,11 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
             for fold, pack in enumerate(packs):
                 pack.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE.format(fold=fold), weights_only=False))
 
+    def save(d: Path) -> None:
+        torch.save({"histories": histories, "status": status}, d / HISTORY_FILE)
+        for fold, pack in enumerate(packs):
+            torch.save(pack.state_dict(), d / CHECKPOINT_FILE.format(fold=fold))
+
     def report() -> None:
         lead = packs[0]
         per_member = {str(j): {**trial_metrics(histories[j], schedule_steps=lead.schedule_steps), "status": status[j]}
@@ -219,15 +215,7 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
         metrics = {**{name: v for name, v in best.items() if name != "status"}, "epoch": lead.epoch, "variant": variant,
                    "node_id": node_id, "first_step_at": first_step_at, "members": per_member, "pack": k,
                    "training": status.count(RUNNING)}
-        with tempfile.TemporaryDirectory() as d:
-            torch.save({"histories": histories, "status": status}, Path(d) / HISTORY_FILE)
-            for fold, pack in enumerate(packs):
-                torch.save(pack.state_dict(), Path(d) / CHECKPOINT_FILE.format(fold=fold))
-            try:
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-            except OSError as e:
-                warn(f"checkpoint of epoch {lead.epoch} not persisted: {e}")
-                tune.report(metrics)
+        report_epoch(metrics, save)
 
     rungs = _rungs(spec)
     first_step_at = time.time()
@@ -250,7 +238,7 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
         elif epoch in rungs:
             running = [j for j in range(k) if status[j] == RUNNING]
             ranked = sorted(running, key=lambda j: -trial_metrics(histories[j], schedule_steps=1)["best_H"])
-            for j in ranked[math.ceil(len(running) / 3):]:
+            for j in ranked[math.ceil(len(running) / ASHA_REDUCTION):]:
                 status[j] = "EARLY_STOPPED"
         for pack in packs:  # stopped members leave the fused model
             pack.keep([pos for pos, j in enumerate(pack.ids) if status[j] == RUNNING])

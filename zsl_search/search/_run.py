@@ -378,7 +378,9 @@ def _ending(ledger: Any, spec: SearchSpec) -> Ending:
 
 def _started(ledger: Any) -> int:
     """Trials Tune started or queued, each member of a pack counted."""
-    return sum(len((t.config or {}).get("members", {})) or 1 for t in ledger.trials)
+    from ._callbacks import trial_count
+
+    return sum(trial_count(t.config) for t in ledger.trials)
 
 
 def _settle_optuna(journal: Path, study_name: str) -> None:

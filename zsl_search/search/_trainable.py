@@ -4,10 +4,11 @@ the features its node's feature store serves, reporting validation metrics and c
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_trial", "trial_params", "trial_metrics"]
+__all__ = ["run_trial", "trial_params", "trial_metrics", "fold_splits", "report_epoch"]
 
 CHECKPOINT_FILE = "trainer-{fold}.pt"
 
@@ -30,24 +31,15 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
 
     A diverged loss ends the trial after reporting ``diverged=True``. Raises `DataError` when
     the node's feature store cannot load the dataset (the driver then ends the search)."""
-    import dataclasses
     import time
 
     import ray
-    import torch
     from ray import tune
 
-    from ..errors import warn
-    from ..models import load_plugins
-    from ..store import fetch_classifier, fetch_split, get_store
+    from ..store import fetch_classifier
     from ..train import Trainer
 
-    load_plugins(plugins)  # the driver's variant plugins, before the spec's variants are built
-    torch.set_num_threads(max(1, int(spec.resources.cpu)))
-    device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
-    stores = [get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir)
-              for k in range(spec.folds)]
-    splits = [fetch_split(store, device=device) for store in stores]
+    device, stores, splits = fold_splits(spec, source, search=search, cache_dir=cache_dir, plugins=plugins)
     params = trial_params(spec, config, dataset=splits[0].defaults_name)
     shared = spec.runtime.shared_classifier and params.cls_weight > 0
     trainers = [Trainer(split, variant=config["variant"], params=params, seed=spec.seed, device=device,
@@ -62,20 +54,14 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
             for k, trainer in enumerate(trainers):
                 trainer.load(Path(d) / CHECKPOINT_FILE.format(fold=k))
 
+    def save(d: Path) -> None:
+        for k, trainer in enumerate(trainers):
+            trainer.save(d / CHECKPOINT_FILE.format(fold=k))
+
     def report() -> None:
-        lead = trainers[0]
-        metrics = {**trial_metrics([t.history for t in trainers], schedule_steps=lead.schedule_steps),
+        metrics = {**trial_metrics([t.history for t in trainers], schedule_steps=trainers[0].schedule_steps),
                    "variant": config["variant"], "node_id": node_id, "first_step_at": first_step_at}
-        with tempfile.TemporaryDirectory() as d:
-            for k, trainer in enumerate(trainers):
-                trainer.save(Path(d) / CHECKPOINT_FILE.format(fold=k))
-            try:
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-            except OSError as e:
-                # Storage unreachable (e.g. an S3 outage): Tune raises while persisting, before
-                # it records the result, so report without the checkpoint and keep training.
-                warn(f"checkpoint of epoch {lead.epoch} not persisted: {e}")
-                tune.report(metrics)
+        report_epoch(metrics, save)
 
     first_step_at = time.time()  # wall clock, for the driver's time-to-first-step figure
     while trainers[0].step < trainers[0].schedule_steps:
@@ -84,6 +70,42 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
         report()
         if any(t.history[-1].get("diverged") for t in trainers):
             break
+
+
+def fold_splits(spec: Any, source: Any, *, search: str, cache_dir: str,
+                plugins: tuple[str, ...]) -> tuple[str, list[Any], list[Any]]:
+    """A trial worker's start: the driver's variant plugins loaded, torch's threads set, and
+    (device, feature stores, splits) of each class fold, served by this node's stores."""
+    import dataclasses
+
+    import torch
+
+    from ..models import load_plugins
+    from ..store import fetch_split, get_store
+
+    load_plugins(plugins)  # the driver's variant plugins, before the spec's variants are built
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
+    stores = [get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir)
+              for k in range(spec.folds)]
+    return device, stores, [fetch_split(store, device=device) for store in stores]
+
+
+def report_epoch(metrics: dict[str, Any], save: Callable[[Path], None]) -> None:
+    """Report an epoch's ``metrics`` to Tune with the checkpoint ``save(directory)`` writes."""
+    from ray import tune
+
+    from ..errors import warn
+
+    with tempfile.TemporaryDirectory() as d:
+        save(Path(d))
+        try:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        except OSError as e:
+            # Storage unreachable (e.g. an S3 outage): Tune raises while persisting, before
+            # it records the result, so report without the checkpoint and keep training.
+            warn(f"checkpoint of epoch {metrics.get('epoch')} not persisted: {e}")
+            tune.report(metrics)
 
 
 def trial_metrics(histories: list[list[dict[str, Any]]], *, schedule_steps: int) -> dict[str, Any]:
