@@ -6,6 +6,11 @@ On small sets that is close to half of an epoch's time. This benchmark trains N 
 configurations per dataset, then scores each trained generator with the reference evaluator
 and with cheaper candidates on the same synthetic features, and reports per candidate:
 
+The reference is timed with the classifier's autograd training loop patched back in
+(`_classifier._train_autograd`: autograd + torch.optim.Adam, as the reference code trains). The
+first candidate is the package's own evaluator: the same protocol and math with the gradient
+written out (`_classifier._train`); the others also use the written-out loop.
+
 - Spearman's rho between its H and the reference H over the N configurations (goal >= 0.9),
 - the reference's evaluation time divided by its own (goal >= 5x),
 - for scale: rho between the reference and itself under another classifier seed.
@@ -27,6 +32,7 @@ PF60 = next((p for p in (ROOT.parent / "shared/data/real/PF60", Path("/work/shar
 
 # name -> evaluate_gzsl keyword arguments (the reference is the default call)
 CANDIDATES = {
+    "reference protocol, written-out loop": {},
     "reference, other seed": dict(seed=1),
     "batch 512, 25 epochs, no ZSL": dict(cls_batch=512, zsl=False),
     "batch 512, lr 1e-2, 10 epochs, no ZSL": dict(cls_batch=512, cls_lr=1e-2, cls_epochs=10, zsl=False),
@@ -54,10 +60,11 @@ def _spearman(a: list[float], b: list[float]) -> float:
 def run(split, n: int, seed: int) -> dict[str, tuple[float, float]]:
     import torch
 
-    from zsl_search.eval import evaluate_gzsl
+    from zsl_search.eval import _classifier, evaluate_gzsl
     from zsl_search.models import get_variant
     from zsl_search.train import Trainer
 
+    written_out = _classifier._train
     rng = random.Random(seed)
     scores: dict[str, list[float]] = {"reference": [], **{k: [] for k in CANDIDATES}}
     seconds = dict.fromkeys(scores, 0.0)
@@ -70,12 +77,16 @@ def run(split, n: int, seed: int) -> dict[str, tuple[float, float]]:
         with torch.no_grad():
             feats = trainer.generate(split.att[split.n_seen:], params.syn_num)
         if i == 0:  # warm up (first-call allocations) so that no evaluator pays for it
-            evaluate_gzsl(split, lambda att, k: feats, syn_num=params.syn_num, cls_epochs=1, zsl=False)
+            for train in (_classifier._train_autograd, written_out):
+                _classifier._train = train
+                evaluate_gzsl(split, lambda att, k: feats, syn_num=params.syn_num, cls_epochs=1, zsl=False)
         for name, kwargs in {"reference": {}, **CANDIDATES}.items():
+            _classifier._train = _classifier._train_autograd if name == "reference" else written_out
             t = time.perf_counter()
             result = evaluate_gzsl(split, lambda att, k: feats, syn_num=params.syn_num,
                                    **{"cls_epochs": params.cls_epochs, "seed": 0, **kwargs})
             seconds[name] += time.perf_counter() - t
+            _classifier._train = written_out
             scores[name].append(result.H)
         print(f"  {i + 1}/{n} {variant:8s} epochs={params.epochs:2d} H ref {scores['reference'][-1]:.3f} "
               + " ".join(f"{scores[k][-1]:.3f}" for k in CANDIDATES), flush=True)

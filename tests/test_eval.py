@@ -218,6 +218,29 @@ def test_fit_softmax_is_seed_deterministic_and_leaves_global_rng_alone() -> None
     assert not torch.equal(a.weight, c.weight)
 
 
+@pytest.mark.parametrize("max_steps", [None, 23])
+def test_fit_softmax_is_the_autograd_adam_loop_written_out(monkeypatch: pytest.MonkeyPatch, max_steps) -> None:
+    # batch 48 leaves a short last batch (400 = 8 * 48 + 16); max_steps stops inside an epoch.
+    from zsl_search.eval import _classifier
+
+    x, y = _blobs()
+    seen: dict[str, list] = {"fast": [], "autograd": []}
+
+    def run(name: str):
+        return fit_softmax(x, y, 4, epochs=4, batch_size=48, lr=3e-3, beta1=0.5, seed=2, max_steps=max_steps,
+                           on_epoch=lambda e, layer: seen[name].append((e, layer.weight.clone())))
+
+    fast = run("fast")
+    monkeypatch.setattr(_classifier, "_train", _classifier._train_autograd)
+    ref = run("autograd")
+    assert [e for e, _ in seen["fast"]] == [e for e, _ in seen["autograd"]]
+    for (_, a), (_, b) in zip(seen["fast"], seen["autograd"]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(fast.bias, ref.bias, rtol=1e-4, atol=1e-6)
+    assert fast.weight.requires_grad and ref.weight.requires_grad
+    assert not torch.equal(fast.weight, _classifier.fit_softmax(x, y, 4, epochs=0, batch_size=48, seed=2).weight)
+
+
 def test_fit_softmax_rejects_bad_arguments() -> None:
     x, y = _blobs()
     with pytest.raises(ConfigError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
@@ -77,23 +76,79 @@ def fit_softmax(
         nn.init.normal_(layer.weight, 0.0, 0.02, generator=gen)
         nn.init.zeros_(layer.bias)
     layer = layer.to(device)
-    opt = torch.optim.Adam(layer.parameters(), lr=lr, betas=(beta1, 0.999))
+    with torch.no_grad():
+        _train(layer, x, y, gen, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1,
+               on_epoch=on_epoch, max_steps=max_steps)
+    return layer
 
+
+def _train(
+    layer: nn.Linear, x: Tensor, y: Tensor, gen: torch.Generator, *, epochs: int, batch_size: int,
+    lr: float, beta1: float, on_epoch: Callable[[int, nn.Linear], None] | None, max_steps: int | None,
+) -> None:
+    """The training loop of `fit_softmax`, with the gradient written out.
+
+    The steps are tiny (a 100-row batch, a few thousand weights), so autograd, `Optimizer.step`
+    and per-step indexing cost several times the arithmetic. Here each step is two matmuls, a
+    softmax and one call of PyTorch's fused Adam kernel, on batches sliced from one gather per
+    epoch. The math is the autograd loop's: d(mean NLL of log-softmax)/d(logits) is
+    (softmax - onehot) / batch. tests/test_eval.py checks it against torch.optim.Adam + autograd.
+    """
+    w, b = layer.weight, layer.bias  # (C, D), (C,) updated in place
+    params, w_t = [w, b], w.t()  # a view: stays current as w is updated
+    exp_avg = [torch.zeros_like(p) for p in params]
+    exp_avg_sq = [torch.zeros_like(p) for p in params]
+    step = torch.zeros((), dtype=torch.float32, device=w.device)  # shared by both tensors
+    n = len(x)
+    minus_one = torch.full((min(batch_size, n), 1), -1.0, device=w.device)  # the onehot, subtracted by scatter
+    steps = 0
+    for epoch in range(epochs):
+        if max_steps is not None and steps >= max_steps:
+            break
+        perm = torch.randperm(n, generator=gen).to(x.device)  # (N,)
+        xs, ys = x.index_select(0, perm), y.index_select(0, perm)  # one gather per epoch; batches are slices
+        for start in range(0, n, batch_size):
+            if max_steps is not None and steps >= max_steps:
+                break
+            steps += 1
+            xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]  # (B, D), (B,)
+            grad = torch.addmm(b, xb, w_t).softmax(dim=1)  # (B, C)
+            grad.scatter_add_(1, yb[:, None], minus_one if len(yb) == len(minus_one) else minus_one[: len(yb)])
+            grad.div_(len(yb))
+            step.add_(1)
+            torch._fused_adam_(
+                params, [grad.t().mm(xb), grad.sum(dim=0)], exp_avg, exp_avg_sq, [], [step, step],
+                lr=lr, beta1=beta1, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False,
+            )
+        if on_epoch is not None:
+            on_epoch(epoch, layer)
+
+
+def _train_autograd(
+    layer: nn.Linear, x: Tensor, y: Tensor, gen: torch.Generator, *, epochs: int, batch_size: int,
+    lr: float, beta1: float, on_epoch: Callable[[int, nn.Linear], None] | None, max_steps: int | None,
+) -> None:
+    """`_train` as the reference code writes it: autograd, `torch.optim.Adam`, indexing per batch.
+
+    Not used in training: it is the twin that `_train` is tested against, and the baseline that
+    bench/evaluator.py patches back in to measure what the written-out loop saves.
+    """
+    opt = torch.optim.Adam(layer.parameters(), lr=lr, betas=(beta1, 0.999))
     n = len(x)
     steps = 0
     for epoch in range(epochs):
         if max_steps is not None and steps >= max_steps:
             break
-        perm = torch.randperm(n, generator=gen).to(device)  # (N,)
+        perm = torch.randperm(n, generator=gen).to(x.device)  # (N,)
         for start in range(0, n, batch_size):
             if max_steps is not None and steps >= max_steps:
                 break
             steps += 1
             idx = perm[start : start + batch_size]
-            loss = F.nll_loss(F.log_softmax(layer(x[idx]), dim=1), y[idx])
+            with torch.enable_grad():
+                loss = torch.nn.functional.nll_loss(torch.log_softmax(layer(x[idx]), dim=1), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         if on_epoch is not None:
             on_epoch(epoch, layer)
-    return layer

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ._classifier import fit_softmax
-from ._metrics import harmonic_mean, per_class_accuracy, precision_at_k, retrieval_map
+from ._metrics import _PerClass, harmonic_mean, precision_at_k, retrieval_map
 
 if TYPE_CHECKING:  # the data layer is only needed for the type hint
     from ..data import Split
@@ -59,7 +59,8 @@ def _predict(layer: nn.Linear, x: Tensor) -> Tensor:
     """Argmax class of every row of ``x``, in batches of ``_EVAL_BATCH``."""
     if len(x) == 0:
         return torch.empty(0, dtype=torch.long, device=x.device)
-    return torch.cat([layer(x[i : i + _EVAL_BATCH]).argmax(dim=1) for i in range(0, len(x), _EVAL_BATCH)])
+    # max(dim).indices: the same first-maximum index as argmax(dim), about 4x faster on CPU for few classes.
+    return torch.cat([layer(x[i : i + _EVAL_BATCH]).max(dim=1).indices for i in range(0, len(x), _EVAL_BATCH)])
 
 
 def evaluate_gzsl(
@@ -156,9 +157,12 @@ def evaluate_gzsl(
     n_gzsl = train_x.shape[0] + syn_x.shape[0]
     steps_per_epoch = -(-n_gzsl // batch)
 
+    eval_x = torch.cat([unseen_x.float(), seen_x.float()])  # one predict per epoch for U and S
+    unseen_acc, seen_acc = _PerClass(unseen_y), _PerClass(seen_y)
+
     def gzsl_epoch(epoch: int, layer: nn.Linear) -> None:
-        u = per_class_accuracy(_predict(layer, unseen_x), unseen_y)
-        s = per_class_accuracy(_predict(layer, seen_x), seen_y)
+        pred = _predict(layer, eval_x)
+        u, s = unseen_acc(pred[: len(unseen_x)]), seen_acc(pred[len(unseen_x) :])
         h = harmonic_mean(u, s)
         if h > best["H"] or not select_epoch:
             steps = (epoch + 1) * steps_per_epoch
@@ -172,11 +176,11 @@ def evaluate_gzsl(
     )
 
     # ZSL: labels shifted to the unseen block 0..n_unseen-1.
-    unseen_local = unseen_y.long() - n_seen  # (N_u,)
+    zsl_acc = _PerClass(unseen_y.long() - n_seen)
     zsl_best = [0.0]
 
     def zsl_epoch(epoch: int, layer: nn.Linear) -> None:
-        acc = per_class_accuracy(_predict(layer, unseen_x), unseen_local)
+        acc = zsl_acc(_predict(layer, unseen_x))
         zsl_best[0] = max(zsl_best[0], acc) if select_epoch else acc
 
     if zsl:

@@ -34,14 +34,24 @@ def per_class_accuracy(pred: Tensor, target: Tensor) -> float:
         raise ValueError(
             f"per_class_accuracy: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}"
         )
-    if target.numel() == 0:
-        return 0.0
-    target = target.reshape(-1).long()
-    correct = (pred.reshape(-1).long() == target).double()  # (N,)
-    classes, inv = torch.unique(target, return_inverse=True)
-    hits = torch.zeros(len(classes), dtype=torch.float64, device=target.device).index_add_(0, inv, correct)
-    counts = torch.bincount(inv, minlength=len(classes)).double()  # (C,) all >= 1: present classes only
-    return float((hits / counts).mean().item())
+    return _PerClass(target)(pred)
+
+
+class _PerClass:
+    """`per_class_accuracy` against one fixed target, with the class bookkeeping done once: the
+    GZSL classifiers score the same evaluation sets after every epoch."""
+
+    def __init__(self, target: Tensor) -> None:
+        self.target = target.reshape(-1).long()  # (N,)
+        _, self.inv = torch.unique(self.target, return_inverse=True)  # (N,)
+        self.counts = torch.bincount(self.inv).double()  # (C,) present classes only, all >= 1
+
+    def __call__(self, pred: Tensor) -> float:
+        if self.target.numel() == 0:
+            return 0.0
+        correct = (pred.reshape(-1).long() == self.target).double()  # (N,)
+        hits = torch.zeros(len(self.counts), dtype=torch.float64, device=correct.device)
+        return float((hits.index_add_(0, self.inv, correct) / self.counts).mean().item())
 
 
 def harmonic_mean(u: float, s: float) -> float:
