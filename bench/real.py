@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from zsl_search.search import finalize, load_spec, run_search
-    from zsl_search.search._run import _init_ray
+    from zsl_search._ray import init_ray
 
     ap = argparse.ArgumentParser(prog="python -m bench.real", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str((ROOT.parent / "shared/data/real/PF60")), help="PF60 directory")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     finalize_s = time.perf_counter() - t
     finalists = [r for r in rows if r.get("test_H_mean") is not None][: args.top_k]
 
-    _init_ray(None)
+    init_ray(None)
     t = time.perf_counter()
     task = ray.remote(_peeking_run).options(num_cpus=1)
     peeks = {d: ray.get([task.remote(args.data, spec.seed + i, d) for i in range(args.seeds)]) for d in (None, "PF60")}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ._mat import MAT_FORMATS, cellstr_to_list, read_mat, write_mat
+from ._mat import MAT_FORMATS, atomic_write, cellstr_to_list, read_mat, write_mat
 from ._xlsa import write_identity
 
 PRESETS = ("demo", "like")
@@ -94,23 +93,13 @@ def synthesize(out_dir: str | Path, *, preset: str = "demo", like: str | None = 
     meta = {"preset": preset, "like": like, "att_file": str(att_file) if att_file else None, "scale": scale,
             "feat_dim": dim, "seed": seed, "mat_format": mat_format, "n_images": int(n_img),
             "n_classes": len(names)}
-    _atomic(out / _MARKER, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
-    _atomic(out / "att_splits.mat", lambda p: write_mat(p, att_vars, mat_format=mat_format))
-    _atomic(out / "res101.mat", lambda p: write_mat(p, res_vars, mat_format=mat_format))
+    atomic_write(out / _MARKER, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n"))
+    atomic_write(out / "att_splits.mat", lambda p: write_mat(p, att_vars, mat_format=mat_format))
+    atomic_write(out / "res101.mat", lambda p: write_mat(p, res_vars, mat_format=mat_format))
     # The set keeps its identity under any directory name: a demo set trains with the demo
     # defaults, a CUB-like one with CUB's.
     write_identity(out, name=out.resolve().name, defaults="DEMO" if preset == "demo" else str(like))
     return out
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)  # a crash never leaves a half-written file under the real name
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _demo_layout(rng: np.random.Generator, scale: float):

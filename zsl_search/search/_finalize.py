@@ -84,13 +84,14 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     from ..errors import ConfigError
     from ..leaderboard import read_rows, update_test_columns
     from ..store import DataSource, release_stores
-    from ._run import _init_ray, load_saved_spec
+    from .._ray import init_ray
+    from ._run import load_saved_spec
 
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be >= 1")
     spec = load_saved_spec(storage, search)
     rows = _finalists(read_rows(storage, search), spec=spec, search=search, top_k=top_k)
-    _init_ray(address)
+    init_ray(address)
     source = DataSource.from_spec(spec, protocol="test")
     store_search = f"{search}-finalize"
     threads = max(1, int(spec.resources.cpu))

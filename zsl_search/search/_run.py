@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import DataError, SearchExists, SearchNotFound, StorageError, warn
+from .._ray import init_ray as _init_ray
 from ._spec import SearchSpec, parse_spec
 
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
@@ -53,33 +54,6 @@ class SearchResult:
     ending: Ending = "finished"
     notes: list[str] = field(default_factory=list)
     trials: int = 0
-
-
-def _init_ray(address: str | None) -> None:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``, which a Ray job's driver is given),
-    else start a private local Ray. Never ``ray.init()`` bare: it attaches to whatever Ray
-    instance happens to run on this machine, e.g. someone else's search."""
-    import ray
-
-    from .. import settings
-
-    if ray.is_initialized():
-        return
-    address = address or settings.ray_address()
-    if address:
-        ray.init(address=address, namespace=None, log_to_driver=False)
-        return
-    for attempt in range(3):
-        try:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
-            return
-        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one
-            # Ray gives a local node 30 s to register, hard-coded; a machine busy enough to miss
-            # that gets another try rather than a failed search.
-            if "timed out during startup" not in str(e) or attempt == 2:
-                raise
-            ray.shutdown()
-            warn("local Ray took over 30 s to start (a busy machine?); starting it again")
 
 
 def _quiet_tune() -> None:

@@ -1,0 +1,32 @@
+"""Connecting to Ray, shared by searches, finalize and image extraction."""
+
+from __future__ import annotations
+
+from .errors import warn
+
+
+def init_ray(address: str | None) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``, which a Ray job's driver is given),
+    else start a private local Ray. Never ``ray.init()`` bare: it attaches to whatever Ray
+    instance happens to run on this machine, e.g. someone else's search."""
+    import ray
+
+    from . import settings
+
+    if ray.is_initialized():
+        return
+    address = address or settings.ray_address()
+    if address:
+        ray.init(address=address, namespace=None, log_to_driver=False)
+        return
+    for attempt in range(3):
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+            return
+        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one
+            # Ray gives a local node 30 s to register, hard-coded; a machine busy enough to miss
+            # that gets another try rather than a failed search.
+            if "timed out during startup" not in str(e) or attempt == 2:
+                raise
+            ray.shutdown()
+            warn("local Ray took over 30 s to start (a busy machine?); starting it again")
