@@ -146,7 +146,8 @@ class _Extractor:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         net = backbone(settings.model, "none", seed=settings.seed)
         net.load_state_dict(state)
-        self.net = net.to(self.device)
+        # channels_last: oneDNN's fast convolution layout on CPU (about 1.25x for ResNets), fine on GPUs too.
+        self.net = net.to(self.device, memory_format=torch.channels_last)
         self.decoders = ThreadPoolExecutor(max(1, threads))
 
     def _load(self, blob: bytes | str):
@@ -169,7 +170,8 @@ class _Extractor:
         feats = []
         with torch.inference_mode():
             for i in range(0, len(ok), self.settings.batch_size):
-                x = torch.stack([loaded[j] for j in ok[i : i + self.settings.batch_size]]).to(self.device)
+                x = torch.stack([loaded[j] for j in ok[i : i + self.settings.batch_size]])
+                x = x.to(self.device, memory_format=torch.channels_last)
                 feats.append(self.net(x).flatten(1).float().cpu().numpy())
         dim = feats[0].shape[1] if feats else 0
         buf = io.BytesIO()
