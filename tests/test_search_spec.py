@@ -26,7 +26,8 @@ BASE = {
 
 def test_the_shipped_specs_exist() -> None:
     names = {p.stem for p in EXPERIMENTS}
-    assert {"quickstart", "pf60", "awa1", "awa2", "cub", "sun", "seed-table-awa1", "seed-table-awa2", "seed-table-cub"} <= names
+    assert {"quickstart", "pf60", "awa1", "awa2", "cub", "sun", "seed-table-awa1", "seed-table-awa2", "seed-table-cub",
+            "own-images"} <= names
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
