@@ -73,7 +73,8 @@ def main(storage: str) -> None:
             "name": "multinode",
             "dataset": {"path": "demo"},
             "variants": ["fclswgan", "cosgan"],
-            "space": {"all": {"hidden": 32, "syn_num": 20, "cls_epochs": 2, "cls_pretrain_epochs": 2}},
+            # cls_epochs 8: epochs long enough (about 0.1 s) that the kill lands mid-trial.
+            "space": {"all": {"hidden": 32, "syn_num": 20, "cls_epochs": 8, "cls_pretrain_epochs": 2}},
             "budget": {"trials": 3, "max_epochs": MAX_EPOCHS},
             "scheduler": "fifo",
             "resources": {"cpu": 1, "gpu": 0},

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, warn
 from ._images import ImageList, backbone, decode, list_images, preprocess
 from ._mat import MAT_FORMATS, atomic_write, write_mat
 
@@ -121,7 +121,12 @@ def extract(
         init_ray(address)
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        n_actors = min(actors or gpus or max(1, int(resources.get("CPU", 1)) // threads), len(todo))
+        # More actors than the cluster can place would hold their shards forever.
+        capacity = gpus or max(1, int(resources.get("CPU", 1)) // threads)
+        if actors and actors > capacity:
+            room = "one per GPU" if gpus else f"its CPUs / {threads} thread(s) each"
+            warn(f"--actors {actors}: the cluster has room for {capacity} ({room}); using {capacity}")
+        n_actors = min(actors or capacity, capacity, len(todo))
         state = ray.put({k: v.cpu() for k, v in net.state_dict().items()})
         worker = ray.remote(_Extractor).options(num_cpus=1 if gpus else threads, num_gpus=1 if gpus else 0)
         pool = [worker.remote(settings, state, threads) for _ in range(n_actors)]
@@ -303,6 +308,8 @@ def _claim(out: Path, manifest: dict, restart: bool) -> None:
     if (out / "res101.mat").exists() and not restart:
         raise DataError(f"{out}: holds an extraction of other images or settings; pass --restart to replace it, "
                         f"or choose another output folder")
+    if restart and (out / "att_splits.mat").is_file():
+        warn(f"{out / 'att_splits.mat'} indexes the features being replaced; run `zsl-search data semantics` again")
     saved = work / "manifest.json"
     if saved.is_file():
         try:
