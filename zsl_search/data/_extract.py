@@ -103,8 +103,8 @@ def extract(
         report = json.loads((out / REPORT_FILE).read_text())  # done before: nothing left to do
         report.update(resumed_shards=report["shards"], actors=0, nodes=0, seconds=0.0, images_per_s=None)
         return report
-    _claim(out, manifest, restart)
     net = backbone(settings.model, settings.weights, seed=settings.seed)  # fails fast on bad model/weights
+    _claim(out, manifest, restart)
 
     total, size = len(listing.paths), settings.shard_size
     n_shards = -(-total // size)
@@ -160,8 +160,10 @@ class _Extractor:
             return blob  # the driver could not read the file: its reason
         try:
             return preprocess(decode(blob), resize=self.settings.resize, crop=self.settings.crop)
-        except ValueError as e:
+        except ValueError as e:  # what `decode` says of a bad file
             return str(e)
+        except Exception as e:  # noqa: BLE001 - anything else one file does (e.g. a decompression bomb) skips it too
+            return f"{type(e).__name__}: {e}"
 
     def run(self, shard: int, blobs: list[bytes | str]) -> tuple[str, int, bytes]:
         """(node id, images, the bytes of the shard's .npz file): features of the decodable
