@@ -90,3 +90,17 @@ def test_variants_lists_all() -> None:
     r = zsl("variants")
     assert r.returncode == 0
     assert [line.split()[0] for line in r.stdout.splitlines()] == ["cgan", "cosgan", "fclswgan", "filmwgan", "zswgan"]
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_output_into_a_reader_that_stops_early_is_no_traceback(unbuffered: str) -> None:
+    # `zsl-search variants | head -1`: the reader is gone. Buffered, the write fails at the
+    # final flush; unbuffered, at the first print. `variants` also ends with the immediate exit.
+    import os
+
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    p = subprocess.Popen([sys.executable, "-m", "zsl_search.cli", "variants"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0, env=env)
+    p.stdout.close()  # before it writes: every write hits a closed pipe
+    assert p.wait(timeout=300) == 141
+    assert "Traceback" not in p.stderr.read().decode()

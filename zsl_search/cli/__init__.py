@@ -7,6 +7,8 @@ line on stderr and exit status 2; nothing else is caught, so a real bug keeps it
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from ..errors import ZslSearchError
 from . import _data, _finalize, _leaderboard, _search, _train, _variants
 
-__all__ = ["main"]
+__all__ = ["main", "console"]
 
 _COMMANDS = (_data, _train, _search, _leaderboard, _finalize, _variants)
 
@@ -49,10 +51,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zsl-search: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a reader that stopped early (`| head`): not a failure
+        _discard_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 
 
+# Commands that start no Ray and only read: their process may end without running C++ static
+# destructors, where Arrow's thread pools now and then abort a short-lived process
+# ("terminate called without an active exception", apache/arrow#34314) after the output is out.
+_EXIT_AT_ONCE = {"leaderboard", "variants"}
+
+
+def console() -> None:
+    """The ``zsl-search`` executable: `main`, then the exit."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # as in `main`: the reader stopped before the buffered output
+        _discard_stdout()
+        code = 141
+    if sys.argv[1:2] and sys.argv[1] in _EXIT_AT_ONCE:
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
