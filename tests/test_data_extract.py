@@ -22,7 +22,8 @@ from zsl_search.errors import ConfigError, DataError
 # Small and fast: 40 px images, cut to 32 px for mobilenet_v3_small; 4-image batches, 8-image shards.
 SETTINGS = ExtractSettings(model="mobilenet_v3_small", weights="none", resize=40, crop=32, batch_size=4, shard_size=8)
 CLASSES = ["ant", "bee", "cat", "dog", "eel"]
-CORRUPT = {"bee/truncated.jpg": "truncated", "cat/notes.jpg": "not an image", "dog/empty.png": "empty file"}
+CORRUPT = {"bee/truncated.jpg": "truncated", "cat/notes.jpg": "not an image", "dog/empty.png": "empty file",
+           "gnu/only.jpg": "unreadable image data"}  # gnu: a class whose only file is unreadable
 
 
 def _make_images(root: Path) -> Path:
@@ -38,6 +39,8 @@ def _make_images(root: Path) -> Path:
     (root / "bee/truncated.jpg").write_bytes((root / "bee/00.jpg").read_bytes()[:200])
     (root / "cat/notes.jpg").write_text("not an image")
     (root / "dog/empty.png").write_bytes(b"")
+    (root / "gnu").mkdir()
+    (root / "gnu/only.jpg").write_text("GIF89a, or so it says")
     return root
 
 
@@ -65,7 +68,7 @@ def test_extract_writes_the_xlsa17_layout_and_reports_corrupt_files(extracted, i
     assert mat["features"].dtype == np.float32 and mat["features"].shape == (1024, n_good)  # (D, N)
     assert mat["labels"].shape == (n_good, 1)
     classes = (out / "classes.txt").read_text().split()
-    assert classes == CLASSES
+    assert classes == CLASSES and report["dropped_classes"] == ["gnu"]  # no readable image: no class
     # 1-based labels in folder order; each file's label is its folder's class
     assert [classes[int(y) - 1] for y in mat["labels"].ravel()] == [f.split("/")[0] for f in mat["image_files"]]
     assert mat["image_files"][:2] == ["ant/00.jpg", "ant/01.png"]
@@ -103,7 +106,7 @@ def test_an_interrupted_extraction_resumes_to_the_same_file(ray_local, extracted
     kept = sorted(p.name for p in (out / ".extract").glob("shard-*.npz"))
     assert len(kept) >= 2
     report = extract(images, out, settings=SETTINGS, actors=2, threads=1)
-    assert report["resumed_shards"] == len(kept) and report["shards"] == 5  # 33 images / 8
+    assert report["resumed_shards"] == len(kept) and report["shards"] == 5  # 34 images / 8
     a, b = _mat(full / "res101.mat"), _mat(out / "res101.mat")
     assert np.array_equal(a["features"], b["features"])  # bit for bit
     assert np.array_equal(a["labels"], b["labels"]) and a["image_files"] == b["image_files"]

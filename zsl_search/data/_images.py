@@ -120,7 +120,7 @@ def decode(data: bytes) -> Tensor:
             # torchvision prefixes "<function>, <source file>:<line>, " to its messages.
             reason = re.sub(r"^[^,]*, \S+:\d+, ", "", str(e)).strip()
             if not reason.startswith("Unsupported image file"):
-                raise ValueError(reason.split(". ")[0]) from None
+                raise ValueError(f"unreadable image data ({reason.split('. ')[0]})") from None
     from PIL import Image, UnidentifiedImageError
 
     try:
