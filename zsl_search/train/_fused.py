@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.optim.adam import adam
 
 from .._device import resolve_device
 from ..errors import ConfigError
@@ -360,39 +359,38 @@ def _bce(logit: Tensor, target: float) -> Tensor:
 
 
 class _FusedAdam:
-    """Adam over stacked tensors: each member's slices are updated by PyTorch's fused Adam (the
-    kernel its solo `Trainer` steps with) at that member's own rate and betas, so member k's
-    update is its solo optimiser's, element for element."""
+    """Adam over stacked tensors: each member's slices are updated by PyTorch's fused Adam kernel
+    (the one its solo `Trainer` steps with) at that member's own rate and betas, so member k's
+    update is its solo optimiser's, element for element. Members always step together, so one
+    step count serves them all (a solo optimiser keeps one per tensor, all equal)."""
 
     def __init__(self, params: list[Tensor], betas: list[tuple[float, float]]) -> None:
         self.params, self.betas = params, list(betas)
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        # One step counter per member and tensor, as the solo optimiser keeps (it counts them).
-        self.counts = [[torch.zeros((), device=p.device) for p in params] for _ in self.betas]
+        self.count = torch.zeros((), device=params[0].device)
 
     def state_dict(self) -> dict[str, Any]:
         return {"exp_avg": [t.cpu() for t in self.exp_avg], "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
-                "counts": [[float(c) for c in member] for member in self.counts]}
+                "count": float(self.count)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved_moments = [*state["exp_avg"], *state["exp_avg_sq"]]
         for mine, saved in zip([*self.exp_avg, *self.exp_avg_sq], saved_moments, strict=True):
             mine.copy_(saved)
-        for member, saved in zip(self.counts, state["counts"], strict=True):
-            for count, value in zip(member, saved, strict=True):
-                count.fill_(value)
+        self.count.fill_(state["count"])
 
     def keep(self, params: list[Tensor], idx: Tensor, positions: list[int]) -> None:
         self.params = params
         self.exp_avg = [t.index_select(0, idx) for t in self.exp_avg]
         self.exp_avg_sq = [t.index_select(0, idx) for t in self.exp_avg_sq]
         self.betas = [self.betas[k] for k in positions]
-        self.counts = [self.counts[k] for k in positions]
 
     @torch.no_grad()
     def step(self, grads: Sequence[Tensor], lrs: list[float]) -> None:
+        self.count.add_(1)
+        counts = [self.count] * len(self.params)
         for k, (lr, (b1, b2)) in enumerate(zip(lrs, self.betas)):
-            adam([p[k] for p in self.params], [g[k] for g in grads], [m[k] for m in self.exp_avg],
-                 [v[k] for v in self.exp_avg_sq], [], self.counts[k], fused=True, amsgrad=False,
-                 beta1=b1, beta2=b2, lr=lr, weight_decay=0.0, eps=_EPS, maximize=False)
+            torch._fused_adam_([p[k] for p in self.params], [g[k] for g in grads], [m[k] for m in self.exp_avg],
+                               [v[k] for v in self.exp_avg_sq], [], counts, lr=lr, beta1=b1, beta2=b2,
+                               weight_decay=0.0, eps=_EPS, amsgrad=False, maximize=False)
