@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from zsl_search.cli import main
-from zsl_search.data import ExtractSettings, build_semantics, describe_dataset, extract, list_images, load_xlsa
+from zsl_search.data import (ExtractSettings, build_semantics, describe_dataset, extract, list_images, load_xlsa,
+                             read_mat)
 from zsl_search.data._images import backbone, decode, preprocess
 from zsl_search.errors import ConfigError, DataError
 
@@ -67,6 +68,8 @@ def test_extract_writes_the_xlsa17_layout_and_reports_corrupt_files(extracted, i
     n_good = 6 * len(CLASSES)
     assert mat["features"].dtype == np.float32 and mat["features"].shape == (1024, n_good)  # (D, N)
     assert mat["labels"].shape == (n_good, 1)
+    ours = read_mat(out / "res101.mat")  # and as the project's own reader does
+    assert np.array_equal(ours["features"], mat["features"]) and list(ours["image_files"]) == mat["image_files"]
     classes = (out / "classes.txt").read_text().split()
     assert classes == CLASSES and report["dropped_classes"] == ["gnu"]  # no readable image: no class
     # 1-based labels in folder order; each file's label is its folder's class
