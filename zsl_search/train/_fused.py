@@ -378,7 +378,8 @@ class _FusedAdam:
         saved_moments = [*state["exp_avg"], *state["exp_avg_sq"]]
         for mine, saved in zip([*self.exp_avg, *self.exp_avg_sq], saved_moments, strict=True):
             mine.copy_(saved)
-        self.count.fill_(state["count"])
+        # Checkpoints from before the shared count hold one per member and tensor, all equal.
+        self.count.fill_(state["count"] if "count" in state else state["counts"][0][0])
 
     def keep(self, params: list[Tensor], idx: Tensor, positions: list[int]) -> None:
         self.params = params
