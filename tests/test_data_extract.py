@@ -132,6 +132,18 @@ def test_extraction_on_a_two_node_cluster_equals_the_local_one(extracted, images
     assert np.array_equal(a["features"], b["features"]) and a["image_files"] == b["image_files"]
 
 
+def test_the_cli_prints_one_summary_line_and_redoes_nothing(ray_local, images: Path, tmp_path: Path, capsys) -> None:
+    args = ["data", "extract", str(images), str(tmp_path / "PETS"), "--model", SETTINGS.model, "--weights", "none",
+            "--resize", "40", "--crop", "32", "--batch-size", "4", "--shard-size", "32", "--actors", "1", "--quiet"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"extracted 30 of 34 images of 5 classes into {tmp_path / 'PETS' / 'res101.mat'} (1024-d")
+    assert "skipped 4 unreadable file(s)" in out and "dropped: gnu" in out and "with 1 actor(s)" in out
+    assert "extract:" not in err  # --quiet: no progress lines
+    assert main(args) == 0
+    assert "already extracted, nothing to do" in capsys.readouterr().out
+
+
 def test_a_table_of_paths_lists_like_the_folders(images: Path, tmp_path: Path) -> None:
     folders = list_images(images)
     table = tmp_path / "list.tsv"
