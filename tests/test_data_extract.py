@@ -221,6 +221,7 @@ def test_semantics_from_a_table_and_from_text_make_datasets_that_train(extracted
     for c in range(4):  # a seeded 20% of every seen class (6 images: 1) is test_seen
         assert (labels[test_seen] == c).sum() == 1 and (labels[trainval] == c).sum() == 5
     assert describe_dataset(ds)["classes"] == 5
+    _info_then_train(out, capsys)
 
     text = tmp_path / "desc.yaml"
     text.write_text(yaml.safe_dump({
@@ -232,9 +233,14 @@ def test_semantics_from_a_table_and_from_text_make_datasets_that_train(extracted
     }))
     assert main(["data", "semantics", str(out), "--text", str(text), "--unseen", "eel", "--val", "cat"]) == 0
     assert "5 classes" in capsys.readouterr().out
-    assert main(["data", "info", str(out)]) == 0
+    _info_then_train(out, capsys)
+
+
+def _info_then_train(root: Path, capsys) -> None:
+    """`data info` accepts the dataset and `zsl-search train` trains on it (one tiny epoch)."""
+    assert main(["data", "info", str(root)]) == 0
     assert "valid" in capsys.readouterr().out
-    assert main(["train", "--data", str(out), "--variant", "fclswgan", "--epochs", "1", "--set", "hidden=32",
+    assert main(["train", "--data", str(root), "--variant", "fclswgan", "--epochs", "1", "--set", "hidden=32",
                  "--set", "syn_num=5", "--set", "cls_pretrain_epochs=1", "--set", "cls_epochs=1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["dataset"] == "PETS" and 0.0 <= result["H"] <= 1.0 and result["epochs"] == 1
