@@ -105,15 +105,19 @@ def run_extract(args: argparse.Namespace) -> int:
                      address=args.address, mat_format=args.mat_format, restart=args.restart, progress=progress)
     if live:
         print(file=sys.stderr)
-    skipped = report["skipped"]
-    dropped = f"; classes left without images, dropped: {', '.join(report['dropped_classes'])}" \
-        if report["dropped_classes"] else ""
-    print(f"extracted {report['extracted']} of {report['images']} images of {report['classes']} classes into "
-          f"{args.out / 'res101.mat'} ({report['feature_dim']}-d, {report['model']})"
-          + (f"; skipped {len(skipped)} unreadable file(s), e.g. {skipped[0]['path']} ({skipped[0]['reason']}): "
-             f"all in {args.out / 'extract-report.json'}" if skipped else "") + dropped
-          + (f"; {report['images_per_s']} images/s with {report['actors']} actor(s)" if report["images_per_s"] else
-             "; already extracted, nothing to do" if not report["actors"] else ""))
+    parts = [f"extracted {report['extracted']} of {report['images']} images of {report['classes']} classes into "
+             f"{args.out / 'res101.mat'} ({report['feature_dim']}-d, {report['model']})"]
+    if report["skipped"]:
+        first = report["skipped"][0]
+        parts.append(f"skipped {len(report['skipped'])} unreadable file(s), e.g. {first['path']} ({first['reason']}): "
+                     f"all in {args.out / 'extract-report.json'}")
+    if report["dropped_classes"]:
+        parts.append(f"classes left without images, dropped: {', '.join(report['dropped_classes'])}")
+    if report["images_per_s"]:
+        parts.append(f"{report['images_per_s']} images/s with {report['actors']} actor(s)")
+    elif not report["actors"]:
+        parts.append("already extracted, nothing to do")
+    print("; ".join(parts))
     return 0
 
 

@@ -218,7 +218,7 @@ def _run_shards(pool: list, listing: ImageList, settings: ExtractSettings, todo:
             if not alive:
                 raise DataError(f"every extraction actor died; the finished shards are kept in {work}: "
                                 f"run the same command again to continue") from None
-            if len(pending) < 2 * len(alive):
+            if len(pending) < 2 * len(alive):  # so work is pending while the queue holds any
                 submit(alive[0])
             continue
         except ray.exceptions.RayError as e:
@@ -231,8 +231,6 @@ def _run_shards(pool: list, listing: ImageList, settings: ExtractSettings, todo:
         advance(images)
         if queue and actor in alive:
             submit(actor)
-    if queue:  # only actors that died had work left; finish on the survivors
-        _run_shards(alive, listing, settings, queue, work, lambda n: advance(images + n), nodes)
 
 
 def _read(path: Path) -> bytes | str:

@@ -73,13 +73,21 @@ def list_images(source: str | Path) -> ImageList:
     return ImageList(paths=paths, labels=labels, classes=classes, names=names)
 
 
-def _from_table(table: Path) -> ImageList:
-    delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
+def read_table(path: Path, hint: str) -> list[list[str]]:
+    """The non-empty rows of a CSV, or of a TSV when the name ends in .tsv/.tab (UTF-8, BOM or not).
+
+    Raises:
+        DataError: the file cannot be read or parsed; ``hint`` says what it should hold.
+    """
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
-        rows = [r for r in csv.reader(table.read_text(encoding="utf-8-sig").splitlines(), delimiter=delimiter)
-                if any(cell.strip() for cell in r)]
+        return [r for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=delimiter) if r]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{table}: not a readable CSV/TSV ({e}); write one path,class row per image") from None
+        raise DataError(f"{path}: not a readable CSV/TSV ({e}); {hint}") from None
+
+
+def _from_table(table: Path) -> ImageList:
+    rows = [r for r in read_table(table, "write one path,class row per image") if any(cell.strip() for cell in r)]
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "class"]:
         rows = rows[1:]
     if not rows:

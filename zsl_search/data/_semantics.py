@@ -13,7 +13,6 @@ norm, as in xlsa17), ``allclasses_names``, and 1-based ``trainval_loc``, ``test_
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ._extract import CLASSES_FILE
+from ._images import read_table
 from ._mat import MAT_FORMATS, atomic_write, read_mat, write_mat
 from ._xlsa import write_identity
 
@@ -139,11 +139,7 @@ def _labels(root: Path, n_classes: int) -> np.ndarray:
 def _from_table(path: Path, classes: list[str]) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found; pass a CSV with a header: class, then attribute columns")
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    try:
-        rows = [r for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=delimiter) if r]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: not a readable CSV ({e})") from None
+    rows = read_table(path, "write a header (class, attribute names...) and one row per class")
     if len(rows) < 2 or len(rows[0]) < 2:
         raise DataError(f"{path}: expected a header row (class, attribute names...) and one row per class")
     width = len(rows[0])
