@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -115,15 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         solo.train_epoch(max_steps=1)
     # Rounds interleave the two sides so that load from elsewhere on the machine hits both alike.
     t_fused = t_solo = worst = 0.0
+    ratios = []  # per round: on a shared machine the spread says how far one ratio can be trusted
     load = os.getloadavg()[0]
     for _ in range(rounds):
-        fused_rows, dt = timed(lambda: fused.train_epoch(max_steps=max_steps))
-        t_fused += dt
+        fused_rows, dt_fused = timed(lambda: fused.train_epoch(max_steps=max_steps))
+        t_fused += dt_fused
+        dt_solos = 0.0
         for solo, mine in zip(solos, fused_rows):
             theirs, dt = timed(lambda: solo.train_epoch(max_steps=max_steps))  # noqa: B023 - called at once
-            t_solo += dt
+            dt_solos += dt
             for key in ("loss_d", "loss_g"):
                 worst = max(worst, abs(mine[key] - theirs[key]) / max(abs(theirs[key]), 1e-12))
+        t_solo += dt_solos
+        ratios.append(dt_solos / dt_fused)
     load = max(load, os.getloadavg()[0])
 
     work = k * rounds
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
           f"threads={args.threads}, device={fused.device}, load average up to {load:.1f}")
     print(f"fused: {work / t_fused:8.3f} {unit}/s ({t_fused:.2f} s; construction {build_fused:.2f} s)")
     print(f"solo:  {work / t_solo:8.3f} {unit}/s ({t_solo:.2f} s; construction {build_solo:.2f} s)")
-    print(f"fused / solo throughput: {t_solo / t_fused:.2f}x")
+    print(f"fused / solo throughput: {t_solo / t_fused:.2f}x (per round: median {statistics.median(ratios):.2f}x, "
+          f"{min(ratios):.2f}x-{max(ratios):.2f}x over {len(ratios)})")
     print(f"largest relative loss difference, member vs its solo run: {worst:.2e}")
     print("evaluation (untimed) is per member and unfused: FusedTrainer.evaluate(k) costs a solo evaluate")
     # On a GPU these shapes leave the device idle: a step costs its kernel launches (~5-10 us
