@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -138,43 +139,92 @@ class Head(NamedTuple):
     client_env: dict[str, str]  # the environment of a client holding the cluster's token
 
 
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
-    """A Ray head on loopback with token authentication, started as cluster.yaml starts it."""
-    pytest.importorskip("aiohttp", reason="the Ray job server needs ray[default]")
-    # Short temp dir: Ray's unix socket paths under it must stay below 108 bytes.
-    temp_dir = Path(tempfile.mkdtemp(prefix="zr-", dir="/tmp"))
-    # Every port explicit: Ray's fixed defaults (agent 52365, client 10001) clash with any other
-    # Ray on this machine, e.g. another session's tests, and the job server then has no agent.
-    gcs_port, dashboard_port, agent_port, agent_grpc_port, client_port, metrics_port = free_ports(6)
-    bin_dir = Path(sys.executable).parent
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
-    env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"})
-    head_env = {
-        **env,
-        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",  # job entrypoints run `python`
-        "ZSL_SEARCH_CACHE": str(tmp_path_factory.mktemp("cluster-cache")),
-    }
-    log_path = temp_dir / "ray-start.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(bin_dir / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-             f"--port={gcs_port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-             "--include-dashboard=true", f"--dashboard-agent-listen-port={agent_port}",
-             f"--dashboard-agent-grpc-port={agent_grpc_port}", f"--ray-client-server-port={client_port}",
-             f"--metrics-export-port={metrics_port}", "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp_dir}"],
-            env=head_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    head = Head(f"http://127.0.0.1:{dashboard_port}", gcs_port, env)
-    try:
-        ready = _client(head, "result = wait_for_server(URL, 60)", timeout=90)
+class _HeadProcess:
+    """A Ray head on loopback with token authentication, started as cluster.yaml starts it,
+    that `ensure` restarts if its job server stopped answering (seen once in a fresh-clone run:
+    'Connection aborted', then 'refused', for every later test of the module)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir, self.proc, self.head = cache_dir, None, None
+        self.temp_dir = self.log_path = None
+
+    def start(self) -> Head:
+        # Short temp dir: Ray's unix socket paths under it must stay below 108 bytes.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="zr-", dir="/tmp"))
+        # Every port explicit: Ray's fixed defaults (agent 52365, client 10001) clash with any
+        # other Ray on this machine, e.g. another session's tests, and the job server then has no agent.
+        gcs_port, dashboard_port, agent_port, agent_grpc_port, client_port, metrics_port = free_ports(6)
+        bin_dir = Path(sys.executable).parent
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
+        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"})
+        head_env = {
+            **env,
+            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",  # job entrypoints run `python`
+            "ZSL_SEARCH_CACHE": str(self.cache_dir),
+        }
+        self.log_path = self.temp_dir / "ray-start.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(bin_dir / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                 f"--port={gcs_port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+                 "--include-dashboard=true", f"--dashboard-agent-listen-port={agent_port}",
+                 f"--dashboard-agent-grpc-port={agent_grpc_port}", f"--ray-client-server-port={client_port}",
+                 f"--metrics-export-port={metrics_port}", "--num-cpus=2", "--num-gpus=0", f"--temp-dir={self.temp_dir}"],
+                env=head_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self.head = Head(f"http://127.0.0.1:{dashboard_port}", gcs_port, env)
+        ready = _client(self.head, "result = wait_for_server(URL, 60)", timeout=90)
         if ready is not True:
-            raise RuntimeError(f"job server not ready ({ready}):\n{log_path.read_text()[-4000:]}")
-        yield head
+            raise RuntimeError(f"job server not ready ({ready}):\n{self.log_path.read_text()[-4000:]}")
+        return self.head
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_tree(self.proc)
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.proc = self.head = None
+
+    def serving(self) -> bool:
+        """Whether the job server answers HTTP at all (any status, 401 included)."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(f"{self.head.url}/api/version", timeout=5).close()
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return True
+
+    def ensure(self) -> Head:
+        if self.head is not None and self.serving():
+            return self.head
+        if self.head is not None:  # say why, then carry on with a new head
+            logs = sorted((self.temp_dir / "session_latest" / "logs").glob("dashboard*.err")) if self.temp_dir else []
+            tail = logs[0].read_text(errors="replace")[-1500:] if logs else "(no dashboard log)"
+            warnings.warn(f"the Ray head's job server at {self.head.url} stopped answering; restarting it. "
+                          f"Dashboard log tail:\n{tail}", stacklevel=1)
+            self.stop()
+        return self.start()
+
+
+@pytest.fixture(scope="module")
+def _head_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_HeadProcess]:
+    pytest.importorskip("aiohttp", reason="the Ray job server needs ray[default]")
+    process = _HeadProcess(tmp_path_factory.mktemp("cluster-cache"))
+    try:
+        yield process
     finally:
-        _stop_tree(proc)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        process.stop()
+
+
+@pytest.fixture
+def ray_head(_head_process: _HeadProcess) -> Head:
+    """The module's Ray head, started on first use (or again if its job server died)."""
+    return _head_process.ensure()
 
 
 _CLIENT_PRELUDE = """
@@ -296,6 +346,26 @@ def test_wrong_token_is_one_line_error(ray_head: Head) -> None:
 
 
 # ---------------------------------------------------------------- local checks (no cluster)
+
+
+def test_a_head_whose_job_server_died_is_restarted(_head_process: _HeadProcess) -> None:
+    # Last of the module's head tests: only it pays for the second head.
+    head = _head_process.ensure()
+    dashboards = [pid for pid in _descendants(_head_process.proc.pid)
+                  if b"dashboard.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert dashboards, "no dashboard process under the head"
+    for pid in dashboards:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _head_process.serving() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _head_process.serving()
+    with pytest.warns(UserWarning, match="stopped answering; restarting it"):
+        again = _head_process.ensure()
+    assert again.url != head.url and _head_process.serving()
+    r = _client(again, "result = job_status('raysubmit_doesnotexist', address=URL)")
+    assert r["error"] == "ClusterError"
 
 
 def test_bad_spec_fails_before_contacting_the_cluster(tmp_path: Path) -> None:
