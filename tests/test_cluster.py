@@ -191,8 +191,9 @@ class _HeadProcess:
         import urllib.error
         import urllib.request
 
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
         try:
-            urllib.request.urlopen(f"{self.head.url}/api/version", timeout=5).close()
+            opener.open(f"{self.head.url}/api/version", timeout=5).close()
         except urllib.error.HTTPError:
             return True
         except OSError:
