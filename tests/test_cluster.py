@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +135,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it exited since it was listed
+        return b""
+
+
 class Head(NamedTuple):
     url: str  # the job server, http://127.0.0.1:PORT
     gcs_port: int
@@ -145,8 +154,7 @@ class _HeadProcess:
     'Connection aborted', then 'refused', for every later test of the module)."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.cache_dir, self.proc, self.head = cache_dir, None, None
-        self.temp_dir = self.log_path = None
+        self.cache_dir, self.proc, self.head, self.temp_dir = cache_dir, None, None, None
 
     def start(self) -> Head:
         # Short temp dir: Ray's unix socket paths under it must stay below 108 bytes.
@@ -163,8 +171,8 @@ class _HeadProcess:
             "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",  # job entrypoints run `python`
             "ZSL_SEARCH_CACHE": str(self.cache_dir),
         }
-        self.log_path = self.temp_dir / "ray-start.log"
-        with open(self.log_path, "wb") as log:
+        log_path = self.temp_dir / "ray-start.log"
+        with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [str(bin_dir / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                  f"--port={gcs_port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
@@ -174,9 +182,10 @@ class _HeadProcess:
                 env=head_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         self.head = Head(f"http://127.0.0.1:{dashboard_port}", gcs_port, env)
-        ready = _client(self.head, "result = wait_for_server(URL, 60)", timeout=90)
+        ready = _client(self.head, f"result = wait_for_server(URL, {_HEAD_READY_TIMEOUT_S})",
+                        timeout=_HEAD_READY_TIMEOUT_S + 30)
         if ready is not True:
-            raise RuntimeError(f"job server not ready ({ready}):\n{self.log_path.read_text()[-4000:]}")
+            raise RuntimeError(f"job server not ready ({ready}):\n{log_path.read_text()[-4000:]}")
         return self.head
 
     def stop(self) -> None:
@@ -188,9 +197,6 @@ class _HeadProcess:
 
     def serving(self) -> bool:
         """Whether the job server answers HTTP at all (any status, 401 included)."""
-        import urllib.error
-        import urllib.request
-
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
         try:
             opener.open(f"{self.head.url}/api/version", timeout=5).close()
@@ -352,8 +358,7 @@ def test_wrong_token_is_one_line_error(ray_head: Head) -> None:
 def test_a_head_whose_job_server_died_is_restarted(_head_process: _HeadProcess) -> None:
     # Last of the module's head tests: only it pays for the second head.
     head = _head_process.ensure()
-    dashboards = [pid for pid in _descendants(_head_process.proc.pid)
-                  if b"dashboard.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    dashboards = [pid for pid in _descendants(_head_process.proc.pid) if b"dashboard.py" in _cmdline(pid)]
     assert dashboards, "no dashboard process under the head"
     for pid in dashboards:
         with contextlib.suppress(ProcessLookupError):
