@@ -10,9 +10,10 @@ With ``--baseline`` it also runs the same spec and seed with the throughput mach
 (``runtime: {reuse_workers: false, shared_classifier: false}``: a fresh worker process and a
 freshly trained frozen classifier per trial; ``pack: 1``) and reports, as same-run ratios,
 trials finished per minute and the median time from a trial's start to its first generator
-step. ``--pack K`` runs the search (not the baseline) with ``pack: K``.
+step. Ray is then started, and the dataset cached, once before both searches, so that neither
+pays for them (as a search submitted to a running cluster does not). ``--pack K`` runs the search (not the baseline) with ``pack: K``.
 
-    python -m bench.quickstart [--spec experiments/quickstart.yaml] [--storage DIR] [--baseline] [--pack K]
+    python -m bench.quickstart [--spec experiments/quickstart.yaml] [--storage DIR] [--baseline [--rounds N]] [--pack K]
 """
 
 from __future__ import annotations
@@ -51,38 +52,77 @@ def _throughput(result, seconds: float) -> tuple[float, float]:
     return len(result.rows) / (seconds / 60), statistics.median(startup) if startup else float("nan")
 
 
-def _compare(spec, storage: str, result, seconds: float) -> None:
+def _start_once(spec) -> float:
+    """Start local Ray and cache the dataset before either timed search: otherwise the first
+    search alone pays for both (the baseline would join the Ray the first one started), as a
+    search submitted to a running cluster never does."""
+    from zsl_search import settings
+    from zsl_search._ray import init_ray
+    from zsl_search.store import DataSource, load_split
+
+    start = time.perf_counter()
+    init_ray(None)
+    load_split(DataSource.from_spec(spec), cache_dir=settings.cache_dir())
+    return time.perf_counter() - start
+
+
+def _timed(spec, overrides: dict) -> tuple[object, float]:
     from zsl_search.search import run_search
 
     start = time.perf_counter()
-    base = run_search(spec.override({"storage": storage, "name": f"{spec.name}-baseline",
-                                     "runtime.reuse_workers": False, "runtime.shared_classifier": False,
-                                     "pack": 1}),
-                      progress=False)
-    base_seconds = time.perf_counter() - start
-    (rate, startup), (base_rate, base_startup) = _throughput(result, seconds), _throughput(base, base_seconds)
-    print(f"throughput: {rate:.1f} trials/min vs baseline {base_rate:.1f} ({rate / base_rate:.2f}x); median time "
-          f"to first generator step {startup:.2f} s vs {base_startup:.2f} s ({base_startup / startup:.1f}x shorter)")
-    print(f"  baseline: {len(base.rows)} trials in {base_seconds:.0f} s, best validation H {base.rows[0]['H']:.4f}")
+    result = run_search(spec.override(overrides), progress=False)
+    return result, time.perf_counter() - start
+
+
+def _compare(spec, storage: str, rounds: int, pack: int | None) -> tuple[object, float]:
+    """``rounds`` pairs of (new, baseline) searches, the order alternating so that neither
+    always runs first; prints each pair's ratios and their medians. Returns the first new
+    search and its seconds."""
+    import statistics
+
+    first, ratios, startups = None, [], []
+    for r in range(rounds):
+        runs = {}
+        for kind in ("new", "baseline") if r % 2 == 0 else ("baseline", "new"):
+            changes = {"storage": storage, "name": f"{spec.name}-r{r}", "pack": pack}
+            if kind == "baseline":
+                changes.update({"name": f"{spec.name}-baseline-r{r}", "runtime.reuse_workers": False,
+                                "runtime.shared_classifier": False, "pack": 1})
+            runs[kind] = _timed(spec, changes)
+        (result, seconds), (base, base_seconds) = runs["new"], runs["baseline"]
+        first = first or (result, seconds)
+        (rate, startup), (base_rate, base_startup) = _throughput(result, seconds), _throughput(base, base_seconds)
+        ratios.append(rate / base_rate)
+        startups.append(base_startup / startup)
+        print(f"round {r + 1}: {rate:.1f} trials/min vs baseline {base_rate:.1f} ({ratios[-1]:.2f}x); median time "
+              f"to first generator step {startup:.2f} s vs {base_startup:.2f} s ({startups[-1]:.1f}x shorter)")
+        print(f"  new: {len(result.rows)} trials in {seconds:.0f} s, best H {result.rows[0]['H']:.4f}; baseline: "
+              f"{len(base.rows)} trials in {base_seconds:.0f} s, best H {base.rows[0]['H']:.4f}")
+    print(f"throughput: {statistics.median(ratios):.2f}x trials/min (median of {rounds} rounds, "
+          f"{min(ratios):.2f}x-{max(ratios):.2f}x); first generator step {statistics.median(startups):.1f}x sooner")
+    return first
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zsl_search.search import load_spec, run_search
+    from zsl_search.search import load_spec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default=str(ROOT / "experiments" / "quickstart.yaml"))
     parser.add_argument("--storage", default=None, help="results directory (default: a temporary one)")
     parser.add_argument("--baseline", action="store_true", help="also run with the throughput machinery off")
     parser.add_argument("--pack", type=int, default=None, help="override the spec's pack (the baseline keeps 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: pairs of searches, order alternating")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     storage = args.storage or tempfile.mkdtemp(prefix="bench-quickstart-")
-
-    start = time.perf_counter()
-    result = run_search(spec.override({"storage": storage, "pack": args.pack}), progress=False)
-    search_seconds = time.perf_counter() - start
     if args.baseline:
-        _compare(spec, storage, result, search_seconds)
+        ray_seconds = _start_once(spec)
+        print(f"Ray started and the dataset cached in {ray_seconds:.1f} s, before and outside both timed searches")
+
+    if args.baseline:
+        result, search_seconds = _compare(spec, storage, max(1, args.rounds), args.pack)
+    else:
+        result, search_seconds = _timed(spec, {"storage": storage, "pack": args.pack})
     best = result.rows[0]
     start = time.perf_counter()
     baselines = default_baselines(spec)
