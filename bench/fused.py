@@ -7,6 +7,10 @@ trains the same final classifiers as `Trainer.evaluate`), so it costs what a sol
 Prints member-epochs (or member-steps) per second of both, their ratio, and the largest
 difference between a member's losses and its solo run's.
 
+On the CPU with more than one thread it also times the K solo runs the way a search runs solo
+trials: ``--threads`` worker processes at once, one thread each, after the interleaved rounds.
+That, not the solo runs one after another on all threads, is what a pack replaces in a search.
+
     python -m bench.fused [--k 8] [--epochs 1] [--threads 2] [--device cpu]
     python -m bench.fused --awa2 [--k 4] [--steps 3]   # AWA2-sized random tensors
 """
@@ -19,6 +23,49 @@ import random
 import statistics
 import sys
 import time
+
+
+def _split(awa2: bool):
+    from zsl_search import settings
+    from zsl_search.store import DataSource, load_split
+
+    from .genstep import random_split
+
+    if awa2:
+        return random_split(2048, 85, 40, n=6000, dataset="AWA2")  # AWA2's shapes
+    return load_split(DataSource(path="demo"), cache_dir=settings.cache_dir())
+
+
+def _solo_share(job: tuple) -> tuple[float, int]:
+    """One process of the parallel baseline: its share of the K solo runs, one thread, one after
+    another, after one untimed step each. Returns (seconds, member-epochs or -steps done)."""
+    import torch
+
+    from zsl_search.train import Trainer
+
+    variant, awa2, k, shared, mine, rounds, max_steps = job
+    torch.set_num_threads(1)
+    split, params = _split(awa2), _members(variant, k, shared)
+    solos = [Trainer(split, variant=variant, params=params[i], seed=i) for i in mine]
+    for solo in solos:
+        solo.train_epoch(max_steps=1)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for solo in solos:
+            solo.train_epoch(max_steps=max_steps)
+    return time.perf_counter() - start, len(solos) * rounds
+
+
+def _parallel_solo(variant: str, awa2: bool, k: int, shared: dict, processes: int, rounds: int,
+                   max_steps: int | None) -> float:
+    """Member-epochs (or -steps) per second of the K solo runs as a search runs solo trials on
+    ``processes`` cores: that many worker processes at once, one thread each."""
+    import multiprocessing
+
+    jobs = [(variant, awa2, k, shared, list(range(p, k, processes)), rounds, max_steps) for p in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        done = pool.map(_solo_share, jobs)
+    return sum(n for _, n in done) / max(seconds for seconds, _ in done)
 
 
 def _members(variant: str, k: int, shared: dict, seed: int = 0) -> list:
@@ -60,11 +107,7 @@ def _kernels(step) -> int:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from zsl_search import settings
-    from zsl_search.store import DataSource, load_split
     from zsl_search.train import FusedTrainer, Trainer
-
-    from .genstep import random_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="fclswgan", choices=["fclswgan", "cgan", "zswgan"])
@@ -80,12 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     k = args.k or (4 if args.awa2 else 8)
-    if args.awa2:
-        split = random_split(2048, 85, 40, n=6000, dataset="AWA2")  # AWA2's shapes
-        unit, hidden = "member-steps", args.hidden or 4096
-    else:
-        split = load_split(DataSource(path="demo"), cache_dir=settings.cache_dir())
-        unit, hidden = "member-epochs", args.hidden or 512
+    split = _split(args.awa2)
+    unit, hidden = ("member-steps", args.hidden or 4096) if args.awa2 else ("member-epochs", args.hidden or 512)
     shared = {"hidden": hidden, "batch_size": args.batch_size, "epochs": args.epochs, "cls_pretrain_epochs": 2}
     if args.n_critic is not None:
         shared["n_critic"] = args.n_critic
@@ -141,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fused / solo throughput: {t_solo / t_fused:.2f}x (per round: median {statistics.median(ratios):.2f}x, "
           f"{min(ratios):.2f}x-{max(ratios):.2f}x over {len(ratios)})")
     print(f"largest relative loss difference, member vs its solo run: {worst:.2e}")
+    if args.threads > 1 and fused.device.type == "cpu":
+        # A search does not run solo trials one after another on all cores: it runs one per
+        # core, one thread each (resources.cpu: 1), which the sequential solo side above is not.
+        rate = _parallel_solo(args.variant, args.awa2, k, shared, args.threads, rounds, max_steps)
+        print(f"solo, {args.threads} at once, 1 thread each (as a search runs solo trials): {rate:8.3f} {unit}/s; "
+              f"fused / that: {work / t_fused / rate:.2f}x")
     print("evaluation (untimed) is per member and unfused: FusedTrainer.evaluate(k) costs a solo evaluate")
     # On a GPU these shapes leave the device idle: a step costs its kernel launches (~5-10 us
     # each) more than its FLOPs, so K solo runs pay K times a solo step's launches, a pack once.
