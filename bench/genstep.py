@@ -9,7 +9,10 @@ the same run:
 - baseline: the textbook step the code took before (``F.leaky_relu`` in the critic, three
   critic calls per WGAN-GP loss, PyTorch's CPU-default single-tensor Adam), patched back in;
 - current: the project's step (a leaky ReLU whose zero second derivative costs nothing, fake
-  and real rows in one critic call, fused Adam).
+  and real rows in one critic call, fused Adam);
+- then, on Linux, the current step again after `zsl_search._memory.reuse_freed_memory`, as a
+  trial worker runs it: glibc no longer maps and unmaps every tensor over 32 MiB (the largest
+  gradients at real-set shapes) each step. It must give the same losses, bit for bit.
 
 For each: seconds per generator step (median of ``--steps`` after a warm-up step), FLOPs per
 step (torch.profiler's per-op estimates), the achieved rate of the step's necessary FLOPs (the
@@ -139,6 +142,7 @@ def _timed_run(split, variant: str, params, *, optimizer: str, steps: int, devic
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from zsl_search._memory import reuse_freed_memory
     from zsl_search.models import get_variant
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -154,23 +158,30 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     gemm = _gemm_rate(args.device)
     runs = {name: _run(split, variant, params, baseline=baseline, steps=args.steps, device=args.device)
-            for name, baseline in (("baseline (textbook step)", True), ("current", False))}
+            for name, baseline in (("baseline (textbook step)", True), ("current, glibc's own malloc", False))}
+    # Last: it changes malloc for the rest of the process (what a trial worker does at its start).
+    if reuse_freed_memory():
+        runs["current, freed memory kept (trials)"] = _run(split, variant, params, baseline=False, steps=args.steps,
+                                                          device=args.device)
     gemm = max(gemm, _gemm_rate(args.device))  # before and after: the better of the two
     load = max(load, os.getloadavg()[0])
 
     print(f"{args.shapes} shapes: {variant}, D={feat} A={att} hidden={params.hidden} batch={params.batch_size} "
           f"n_critic={params.n_critic}; threads={args.threads}, device={args.device}, load average up to {load:.1f}")
     print(f"large GEMM (2048x4096 @ 4096x2048): {gemm / 1e9:.1f} GFLOP/s")
-    needed = runs["current"][2]
+    needed = runs["current, glibc's own malloc"][2]
     for name, (sec, _, flops, table) in runs.items():
         print(f"{name}: {sec:.3f} s per generator step, {flops / 1e9:.1f} GFLOP counted; the {needed / 1e9:.1f} "
               f"needed at {needed / sec / 1e9:.1f} GFLOP/s = {needed / sec / gemm:.0%} of GEMM")
         print("  self CPU time: " + ", ".join(f"{k} {share:.0%}" for k, share in table))
-    (base_s, base_losses, *_), (new_s, new_losses, *_) = runs.values()
+    (base_s, base_losses, *_), *_, (new_s, new_losses, *_) = runs.values()
     worst = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12)
                 for a, b in zip(base_losses, new_losses) for k in ("loss_d", "loss_g"))
-    print(f"current / baseline speed: {base_s / new_s:.2f}x; largest relative loss difference over "
+    print(f"{list(runs)[-1]} / baseline speed: {base_s / new_s:.2f}x; largest relative loss difference over "
           f"{len(new_losses)} steps: {worst:.1e}")
+    if len(runs) == 3:
+        same = runs["current, glibc's own malloc"][1] == new_losses
+        print(f"freed memory kept vs glibc's own malloc: losses {'identical' if same else 'DIFFER'}")
     return 0
 
 

@@ -47,9 +47,12 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._memory import reuse_freed_memory
     from ..data import load_xlsa, make_split
     from ..models import get_variant
     from ..train import train
+
+    reuse_freed_memory()
 
     variant = get_variant(args.variant)
     overrides: dict[str, Any] = parse_overrides(args.overrides)

@@ -38,11 +38,13 @@ def _final_run(*, source: Any, search: str, cache_dir: str, variant: str, params
     """One retraining (a Ray task): the test-protocol split from the node's feature store."""
     import torch
 
+    from .._memory import reuse_freed_memory
     from ..models import get_variant
     from ..store import fetch_split, get_store
     from ..train import train
 
     torch.set_num_threads(threads)
+    reuse_freed_memory()
     split = fetch_split(get_store(source, search=search, cache_dir=cache_dir), device=device)
     p = get_variant(variant).make_params(params, dataset=split.defaults_name)
     result = train(split, variant=variant, params=p, seed=seed, device=device, eval_every=sys.maxsize,

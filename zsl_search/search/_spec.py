@@ -75,10 +75,11 @@ class ResourcesSpec(_Strict):
 class RuntimeSpec(_Strict):
     """How trials run, not what they compute: the same spec and seed give the same rows either way
     on the CPU (a GPU trial's shared classifier is the CPU-trained one, equal to rounding).
-    ``bench/quickstart.py --baseline`` turns both off to measure what they save."""
+    ``bench/quickstart.py --baseline`` turns them off to measure what they save."""
 
     reuse_workers: bool = True  # one worker process runs trial after trial: no re-import per trial
     shared_classifier: bool = True  # the frozen classifier is trained once per node, seed and length
+    reuse_memory: bool = True  # freed tensor memory stays in the worker for the next step (`_memory`)
 
 
 class SearchSpec(_Strict):

@@ -74,17 +74,21 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
 
 def fold_splits(spec: Any, source: Any, *, search: str, cache_dir: str,
                 plugins: tuple[str, ...]) -> tuple[str, list[Any], list[Any]]:
-    """A trial worker's start: the driver's variant plugins loaded, torch's threads set, and
-    (device, feature stores, splits) of each class fold, served by this node's stores."""
+    """A trial worker's start: the driver's variant plugins loaded, torch's threads set, freed
+    memory kept for the next step (``runtime.reuse_memory``), and (device, feature stores,
+    splits) of each class fold, served by this node's stores."""
     import dataclasses
 
     import torch
 
+    from .._memory import reuse_freed_memory
     from ..models import load_plugins
     from ..store import fetch_split, get_store
 
     load_plugins(plugins)  # the driver's variant plugins, before the spec's variants are built
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    if spec.runtime.reuse_memory:
+        reuse_freed_memory()
     device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else spec.device
     stores = [get_store(dataclasses.replace(source, fold=k), search=search, cache_dir=cache_dir)
               for k in range(spec.folds)]
