@@ -41,10 +41,12 @@ def _solo_share(job: tuple) -> tuple[float, int]:
     another, after one untimed step each. Returns (seconds, member-epochs or -steps done)."""
     import torch
 
+    from zsl_search._memory import reuse_freed_memory
     from zsl_search.train import Trainer
 
     variant, awa2, k, shared, mine, rounds, max_steps = job
     torch.set_num_threads(1)
+    reuse_freed_memory()  # as a trial worker does
     split, params = _split(awa2), _members(variant, k, shared)
     solos = [Trainer(split, variant=variant, params=params[i], seed=i) for i in mine]
     for solo in solos:
@@ -107,6 +109,7 @@ def _kernels(step) -> int:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from zsl_search._memory import reuse_freed_memory
     from zsl_search.train import FusedTrainer, Trainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--awa2", action="store_true", help="AWA2-sized random tensors instead of the demo split")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    reuse_freed_memory()  # both sides run as a trial worker runs them
     k = args.k or (4 if args.awa2 else 8)
     split = _split(args.awa2)
     unit, hidden = ("member-steps", args.hidden or 4096) if args.awa2 else ("member-epochs", args.hidden or 512)
