@@ -9,10 +9,11 @@ epochs). Prints both and their ratio; exits 1 if either target is missed.
 With ``--baseline`` it also runs the same spec and seed with the throughput machinery off
 (``runtime: {reuse_workers: false, shared_classifier: false, reuse_memory: false}``: a fresh
 worker process and a freshly trained frozen classifier per trial, glibc's own reuse of freed
-memory; ``pack: 1``) and reports, as same-run ratios,
-trials finished per minute and the median time from a trial's start to its first generator
-step. Ray is then started, and the dataset cached, once before both searches, so that neither
-pays for them (as a search submitted to a running cluster does not). ``--pack K`` runs the search (not the baseline) with ``pack: K``.
+memory; ``pack: 1``) and reports, as same-run ratios, trials finished per minute and the
+median time from a trial's start to its first generator step; ``--rounds N`` repeats the pair,
+in alternating order, and prints the median ratio. Ray is then started, and the dataset
+cached, once before both searches, so that neither pays for them (as a search submitted to a
+running cluster does not). ``--pack K`` runs the search (not the baseline) with ``pack: K``.
 
     python -m bench.quickstart [--spec experiments/quickstart.yaml] [--storage DIR] [--baseline [--rounds N]] [--pack K]
 """
@@ -119,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         ray_seconds = _start_once(spec)
         print(f"Ray started and the dataset cached in {ray_seconds:.1f} s, before and outside both timed searches")
-
-    if args.baseline:
         result, search_seconds = _compare(spec, storage, max(1, args.rounds), args.pack)
     else:
         result, search_seconds = _timed(spec, {"storage": storage, "pack": args.pack})
