@@ -146,7 +146,12 @@ class _Extractor:
     def __init__(self, settings: ExtractSettings, state: dict, threads: int) -> None:
         import torch
 
+        from .._memory import reuse_freed_memory
+
         torch.set_num_threads(threads)
+        # A batch's activations are hundreds of MiB: without this every batch maps and faults
+        # them in anew (about 1.2x more images/s with it, bench/extract.py).
+        reuse_freed_memory()
         self.settings = settings
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         net = backbone(settings.model, "none", seed=settings.seed)
