@@ -23,9 +23,10 @@ _INT_MAX = 2**31 - 1  # mallopt takes an int
 def reuse_freed_memory() -> bool:
     """Make this process's glibc malloc reuse freed large chunks instead of unmapping them.
 
-    Process-wide and for the process's lifetime: call it where a training process starts (a
-    trial worker, ``zsl-search train``, a finalize run). Returns True where it applied; False
-    (changing nothing) off Linux or without glibc, e.g. macOS or musl.
+    Process-wide and for the process's lifetime: call it where a training or extraction
+    process starts (a trial worker, ``zsl-search train``, a finalize run, an extract actor).
+    Returns True where it applied; False (changing nothing) off Linux or without glibc, e.g.
+    macOS or musl.
     """
     if not sys.platform.startswith("linux"):
         return False
