@@ -157,19 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     params = get_variant(variant).make_params({"batch_size": 64, "cls_pretrain_epochs": 1, "epochs": 1, **extra})
     load = os.getloadavg()[0]
     gemm = _gemm_rate(args.device)
+    current, kept = "current, glibc's own malloc", "current, freed memory kept (trials)"
     runs = {name: _run(split, variant, params, baseline=baseline, steps=args.steps, device=args.device)
-            for name, baseline in (("baseline (textbook step)", True), ("current, glibc's own malloc", False))}
+            for name, baseline in (("baseline (textbook step)", True), (current, False))}
     # Last: it changes malloc for the rest of the process (what a trial worker does at its start).
     if reuse_freed_memory():
-        runs["current, freed memory kept (trials)"] = _run(split, variant, params, baseline=False, steps=args.steps,
-                                                          device=args.device)
+        runs[kept] = _run(split, variant, params, baseline=False, steps=args.steps, device=args.device)
     gemm = max(gemm, _gemm_rate(args.device))  # before and after: the better of the two
     load = max(load, os.getloadavg()[0])
 
     print(f"{args.shapes} shapes: {variant}, D={feat} A={att} hidden={params.hidden} batch={params.batch_size} "
           f"n_critic={params.n_critic}; threads={args.threads}, device={args.device}, load average up to {load:.1f}")
     print(f"large GEMM (2048x4096 @ 4096x2048): {gemm / 1e9:.1f} GFLOP/s")
-    needed = runs["current, glibc's own malloc"][2]
+    needed = runs[current][2]
     for name, (sec, _, flops, table) in runs.items():
         print(f"{name}: {sec:.3f} s per generator step, {flops / 1e9:.1f} GFLOP counted; the {needed / 1e9:.1f} "
               f"needed at {needed / sec / 1e9:.1f} GFLOP/s = {needed / sec / gemm:.0%} of GEMM")
@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 for a, b in zip(base_losses, new_losses) for k in ("loss_d", "loss_g"))
     print(f"{list(runs)[-1]} / baseline speed: {base_s / new_s:.2f}x; largest relative loss difference over "
           f"{len(new_losses)} steps: {worst:.1e}")
-    if len(runs) == 3:
-        same = runs["current, glibc's own malloc"][1] == new_losses
+    if kept in runs:
+        same = runs[current][1] == new_losses
         print(f"freed memory kept vs glibc's own malloc: losses {'identical' if same else 'DIFFER'}")
     return 0
 

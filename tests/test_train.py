@@ -170,25 +170,19 @@ def test_stopping_part_way_is_a_prefix_of_the_validated_schedule(demo_split) -> 
     assert squeezed.metrics != part.metrics
 
 
-
 # Run in a fresh interpreter: reuse_freed_memory changes malloc for the rest of its process.
 _MALLOC_PROBE = r"""
 import json, resource
 import torch
+from bench.genstep import random_split
 from zsl_search._memory import reuse_freed_memory
-from zsl_search.data import Split
 from zsl_search.models import get_variant
 from zsl_search.train import Trainer
 
 def run():
     # A critic weight of (256 + 16) x 32768 floats, 34 MiB: over glibc's largest mmap threshold
     # (32 MiB), so by default its gradient is mapped anew, and faulted in, at every step.
-    gen = torch.Generator().manual_seed(0)
-    x, y = torch.rand(256, 256, generator=gen), torch.randint(0, 4, (256,), generator=gen)
-    empty = torch.empty(0, dtype=torch.long)
-    split = Split(dataset="probe", protocol="synthetic", train_x=x, train_y=y, seen_x=x[:0], seen_y=empty,
-                  unseen_x=x[:0], unseen_y=empty, att=torch.rand(6, 16, generator=gen),
-                  seen_classes=torch.arange(4), unseen_classes=torch.arange(4, 6))
+    split = random_split(256, 16, 4, n=256)
     params = get_variant("fclswgan").make_params({"hidden": 32768, "batch_size": 64, "n_critic": 2,
                                                   "cls_pretrain_epochs": 1, "epochs": 1})
     trainer = Trainer(split, variant="fclswgan", params=params, seed=0)
@@ -214,7 +208,8 @@ def test_reused_freed_memory_faults_no_gradient_in_again_and_trains_the_same_num
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", _MALLOC_PROBE], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", _MALLOC_PROBE], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])  # the repository root: bench/ imports
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.splitlines()[-1])
     if not out["applied"]:
