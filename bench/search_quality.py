@@ -10,8 +10,8 @@ completion time).
 
 Arms: ``tpe+asha`` (the spec as written), ``random`` (random sampling, FIFO: every trial runs
 all its epochs) and, with ``--runtime-baseline``, ``tpe+asha runtime off`` (the same spec with
-``runtime: {reuse_workers: false, shared_classifier: false, reuse_memory: false}``; it computes
-the same rows).
+``runtime: {reuse_workers: false, shared_classifier: false, reuse_memory: false,
+lazy_zsl: false}``; it computes the same rows).
 Every arm starts from each variant's PF60 defaults (the spec's ``warm_start``), then samples.
 
     python -m bench.search_quality [--seeds 0 1 2] [--trials 30] [--epochs 20] [--runtime-baseline]
@@ -31,7 +31,7 @@ ARMS = {
     "tpe+asha": {},
     "random": {"sampler.name": "random", "scheduler": "fifo"},
     "tpe+asha runtime off": {"runtime.reuse_workers": False, "runtime.shared_classifier": False,
-                             "runtime.reuse_memory": False},
+                             "runtime.reuse_memory": False, "runtime.lazy_zsl": False},
 }
 
 

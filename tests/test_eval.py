@@ -376,6 +376,22 @@ def test_a_cheaper_evaluation_changes_only_the_gzsl_classifier_and_can_skip_zsl(
     assert same == reference  # cls_batch = syn_num is the reference
 
 
+def test_extras_above_skips_zsl_and_retrieval_exactly_at_or_below_it() -> None:
+    """A search scores ZSL and retrieval only for an epoch that beats its trial's best H; the
+    GZSL scores never change, and above the bar the result is the full protocol's."""
+    import math
+
+    split = toy_split(n_unseen=3)
+    full = evaluate_gzsl(split, noise_generator, syn_num=10, cls_epochs=3)
+    assert full.zsl_acc > 0.0 and full.retrieval_map > 0.0
+    assert evaluate_gzsl(split, noise_generator, syn_num=10, cls_epochs=3, extras_above=full.H - 1e-9) == full
+    for bar in (full.H, full.H + 0.1):
+        lazy = evaluate_gzsl(split, noise_generator, syn_num=10, cls_epochs=3, extras_above=bar)
+        assert (lazy.U, lazy.S, lazy.H, lazy.cls_epoch, lazy.cls_steps) == (full.U, full.S, full.H, full.cls_epoch,
+                                                                            full.cls_steps)
+        assert all(math.isnan(v) for v in (lazy.zsl_acc, lazy.retrieval_map, lazy.precision_at_k))
+
+
 def test_eval_does_not_import_the_data_layer() -> None:
     code = "import sys, zsl_search.eval; assert 'zsl_search.data' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -66,6 +66,44 @@ def test_search_writes_every_trial_once_and_tells_optuna_the_truth(ray_local, tm
     assert yaml.safe_load((tmp_path / "tiny" / "spec.yaml").read_text())["name"] == "tiny"
 
 
+def test_lazy_zsl_scores_exactly_the_epochs_that_become_best_and_reports_the_same(demo_split,
+                                                                                   tmp_path: Path) -> None:
+    """runtime.lazy_zsl: a trial trains the ZSL classifier only at epochs that beat its best H so
+    far, the only epochs whose ZSL and retrieval the leaderboard reports; what a trial reports
+    for its best epoch is what the full protocol gives."""
+    import math
+
+    from zsl_search.models import get_variant
+    from zsl_search.search._trainable import extras_above, trial_metrics
+    from zsl_search.train import Trainer
+
+    lazy_spec, full_spec = (parse_spec(tiny(tmp_path, runtime={"lazy_zsl": on})) for on in (True, False))
+    assert extras_above(full_spec, []) is None
+    assert extras_above(parse_spec(tiny(tmp_path, folds=2)), []) is None  # a fold mean: every epoch
+    params = get_variant("cgan").make_params({"hidden": 128, "syn_num": 60, "cls_epochs": 8, "epochs": 8},
+                                             dataset="demo")
+    histories = {}
+    for name, spec in (("lazy", lazy_spec), ("full", full_spec)):
+        trainer = Trainer(demo_split, variant="cgan", params=params, seed=2)
+        for _ in range(params.epochs):
+            trainer.fit_epoch(extras_above=extras_above(spec, trainer.history))
+        histories[name] = trainer.history
+    lazy, full = histories["lazy"], histories["full"]
+    h = [r["H"] for r in full]
+    assert [r["H"] for r in lazy] == h
+    became_best = [r["H"] > max(h[:i], default=-1.0) for i, r in enumerate(full)]
+    assert [not math.isnan(r["zsl_acc"]) for r in lazy] == became_best
+    assert 1 < sum(became_best) < len(h)  # the test would prove nothing if every epoch (or one) were best
+    for row_lazy, row_full, best in zip(lazy, full, became_best):
+        if best:
+            assert row_lazy == row_full
+    metrics = {name: trial_metrics([hist], schedule_steps=1) for name, hist in histories.items()}
+    assert {k: v for k, v in metrics["lazy"].items() if k.startswith("best_")} == \
+        {k: v for k, v in metrics["full"].items() if k.startswith("best_")}
+    # The latest epoch's ZSL curve point is left out where it was not computed (never NaN).
+    assert ("last_zsl_acc" in metrics["lazy"]) == became_best[-1] and "last_zsl_acc" in metrics["full"]
+
+
 def test_a_pack_search_gives_every_member_its_own_optuna_trial_row_and_stop(ray_local, tmp_path: Path) -> None:
     """pack: 3 trains fclswgan trials three at a time as one fused model (cosgan cannot fuse: packs
     of one). Optuna and the leaderboard still see one trial per member, with its own values."""

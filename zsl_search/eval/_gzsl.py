@@ -31,7 +31,8 @@ class EvalResult:
         H: harmonic mean of U and S at the selected classifier epoch.
         zsl_acc: ZSL per-class accuracy on the unseen images, predicting among unseen classes only.
         retrieval_map: mAP of retrieving unseen images with per-class mean synthetic features.
-        precision_at_k: precision@k of the same retrieval.
+        precision_at_k: precision@k of the same retrieval. These three are NaN where
+            ``evaluate_gzsl(extras_above=...)`` skipped them.
         cls_epoch: GZSL classifier epoch (from 0) with the best H; U, S and H are from it.
         cls_steps: Adam steps the GZSL classifier had taken by the end of that epoch.
 
@@ -77,6 +78,7 @@ def evaluate_gzsl(
     cls_batch: int | None = None,
     cls_lr: float = _CLS_LR,
     zsl: bool = True,
+    extras_above: float | None = None,
 ) -> EvalResult:
     """Score a feature generator on a split with the reference GZSL protocol.
 
@@ -115,6 +117,10 @@ def evaluate_gzsl(
         cls_batch, cls_lr: the GZSL classifier's batch (default ``syn_num``, as the reference)
             and Adam rate; a cheaper evaluator changes them (see bench/evaluator.py).
         zsl: train the ZSL classifier too; False reports ``zsl_acc`` 0.0 and saves its cost.
+        extras_above: run the ZSL classifier and the retrieval only when H is above this, and
+            report NaN for them otherwise. A search passes its trial's best H so far: it reports
+            them for the best epoch only, so they are computed for exactly the epochs that
+            become it. None (the default): always.
 
     Returns:
         An :class:`EvalResult`.
@@ -174,6 +180,11 @@ def evaluate_gzsl(
         batch_size=batch, lr=cls_lr, beta1=_CLS_BETA1, seed=seed, device=device,
         on_epoch=gzsl_epoch,
     )
+
+    if extras_above is not None and not best["H"] > extras_above:
+        nan = float("nan")
+        return EvalResult(U=best["U"], S=best["S"], H=best["H"], zsl_acc=nan, retrieval_map=nan, precision_at_k=nan,
+                          cls_epoch=int(best["epoch"]), cls_steps=int(best["steps"]))
 
     # ZSL: labels shifted to the unseen block 0..n_unseen-1.
     zsl_acc = _PerClass(unseen_y.long() - n_seen)

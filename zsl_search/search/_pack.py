@@ -30,7 +30,7 @@ from ray.tune.search import Searcher
 
 from ._factories import ASHA_REDUCTION, make_sampler
 from ._optuna import METRIC, DefineByRun, warm_start_points
-from ._trainable import fold_splits, report_epoch, trial_metrics, trial_params
+from ._trainable import extras_above, fold_splits, report_epoch, trial_metrics, trial_params
 
 __all__ = ["PackSearch", "run_pack", "member_id", "RUNNING"]
 
@@ -227,7 +227,7 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
                 j = pack.ids[pos]
                 row = {"epoch": pack.epoch, **row}
                 if row.get("diverged") or pack.epoch % spec.eval_every == 0 or last or pack.epoch in rungs:
-                    row.update(pack.evaluate(pos).as_dict())
+                    row.update(pack.evaluate(pos, extras_above=extras_above(spec, histories[j][fold])).as_dict())
                 histories[j][fold].append(row)
         epoch = packs[0].epoch
         for j in range(k):

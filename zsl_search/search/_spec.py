@@ -80,6 +80,9 @@ class RuntimeSpec(_Strict):
     reuse_workers: bool = True  # one worker process runs trial after trial: no re-import per trial
     shared_classifier: bool = True  # the frozen classifier is trained once per node, seed and length
     reuse_memory: bool = True  # freed tensor memory stays in the worker for the next step (`_memory`)
+    # The ZSL classifier and retrieval score only the epochs that become a trial's best H (the
+    # leaderboard reports them for that epoch alone); per-epoch curves show them there only.
+    lazy_zsl: bool = True
 
 
 class SearchSpec(_Strict):

@@ -3,12 +3,13 @@ the features its node's feature store serves, reporting validation metrics and c
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_trial", "trial_params", "trial_metrics", "fold_splits", "report_epoch"]
+__all__ = ["run_trial", "trial_params", "trial_metrics", "fold_splits", "report_epoch", "extras_above"]
 
 CHECKPOINT_FILE = "trainer-{fold}.pt"
 
@@ -66,7 +67,7 @@ def run_trial(config: dict[str, Any], *, spec: Any, source: Any, search: str, ca
     first_step_at = time.time()  # wall clock, for the driver's time-to-first-step figure
     while trainers[0].step < trainers[0].schedule_steps:
         for trainer in trainers:  # one epoch per fold
-            trainer.fit_epoch(eval_every=spec.eval_every)
+            trainer.fit_epoch(eval_every=spec.eval_every, extras_above=extras_above(spec, trainer.history))
         report()
         if any(t.history[-1].get("diverged") for t in trainers):
             break
@@ -122,7 +123,8 @@ def trial_metrics(histories: list[list[dict[str, Any]]], *, schedule_steps: int)
         "epoch": int(histories[0][-1]["epoch"]) if histories[0] else 0,
         # last_*: the latest evaluated epoch (TensorBoard's curves); best_*: the best one so
         # far, chosen on validation, which ranks trials and fills the leaderboard's H/U/S.
-        **{f"last_{k}": last.get(k, 0.0) for k in ("U", "S", "H", "zsl_acc", "retrieval_map")},
+        # (ZSL and retrieval only where they were computed, see `extras_above`.)
+        **{f"last_{k}": v for k in ("U", "S", "H", "zsl_acc", "retrieval_map") if not math.isnan(v := last.get(k, 0.0))},
         "best_H": best.get("H", 0.0), "best_U": best.get("U", 0.0), "best_S": best.get("S", 0.0),
         "best_zsl_acc": best.get("zsl_acc", 0.0), "best_retrieval_map": best.get("retrieval_map", 0.0),
         "best_epoch": int(best.get("epoch", 0)), "diverged": any(h[-1].get("diverged") for h in histories if h),
@@ -132,6 +134,16 @@ def trial_metrics(histories: list[list[dict[str, Any]]], *, schedule_steps: int)
         "best_cls_epochs": int(best.get("cls_epoch", 0)) + 1 if best else 0,
         "best_cls_steps": int(best.get("cls_steps", 0)),
     }
+
+
+def extras_above(spec: Any, history: list[dict[str, Any]]) -> float | None:
+    """The H an epoch must beat to be scored with the ZSL classifier and retrieval too, which
+    the leaderboard reports for a trial's best epoch only (``runtime.lazy_zsl``): the best H in
+    ``history`` so far. None (every epoch) with class folds, whose best epoch is chosen on the
+    fold mean, which no single fold's history knows while it is evaluated."""
+    if not spec.runtime.lazy_zsl or spec.folds > 1:
+        return None
+    return max((r["H"] for r in history if "H" in r), default=-1.0)
 
 
 def _fold_mean(rows: tuple[dict[str, Any], ...]) -> dict[str, Any]:

@@ -307,7 +307,7 @@ class FusedTrainer:
         self.epoch, self.step = state["epoch"], state["step"]
 
     def evaluate(self, k: int, *, select_epoch: bool = True, cls_epochs: int | None = None,
-                 cls_steps: int | None = None) -> EvalResult:
+                 cls_steps: int | None = None, extras_above: float | None = None) -> EvalResult:
         """Member ``k``'s `Trainer.evaluate` (one member at a time: the final classifiers are
         the cost, and they are not fused)."""
         from ..eval import evaluate_gzsl
@@ -316,7 +316,7 @@ class FusedTrainer:
         return evaluate_gzsl(
             self.split, lambda att, n: self.member_generate(k, att, n), syn_num=p.syn_num, seed=self.seeds[k],
             device=self.device, cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs,
-            select_epoch=select_epoch, cls_steps=cls_steps,
+            select_epoch=select_epoch, cls_steps=cls_steps, extras_above=extras_above,
         )
 
 

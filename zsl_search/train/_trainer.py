@@ -203,18 +203,19 @@ class Trainer:
         return out
 
     def evaluate(self, *, select_epoch: bool = True, cls_epochs: int | None = None,
-                 cls_steps: int | None = None) -> EvalResult:
+                 cls_steps: int | None = None, extras_above: float | None = None) -> EvalResult:
         """GZSL U/S/H, ZSL accuracy and retrieval on the split's own evaluation sets; with
         ``select_epoch=False`` the final classifiers' last epoch is reported (nothing is chosen
         on those sets). ``cls_epochs`` overrides ``params.cls_epochs`` and ``cls_steps`` sets the
-        GZSL classifier's length in Adam steps (validated choices, see `evaluate_gzsl`)."""
+        GZSL classifier's length in Adam steps (validated choices); ZSL and retrieval only above
+        H ``extras_above`` (see `evaluate_gzsl`)."""
         from ..eval import evaluate_gzsl
 
         p = self.params
         return evaluate_gzsl(
             self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device,
             cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs, select_epoch=select_epoch,
-            cls_steps=cls_steps,
+            cls_steps=cls_steps, extras_above=extras_above,
         )
 
     # -- checkpoints ---------------------------------------------------------------------------
