@@ -124,7 +124,8 @@ def trial_metrics(histories: list[list[dict[str, Any]]], *, schedule_steps: int)
         # last_*: the latest evaluated epoch (TensorBoard's curves); best_*: the best one so
         # far, chosen on validation, which ranks trials and fills the leaderboard's H/U/S.
         # (ZSL and retrieval only where they were computed, see `extras_above`.)
-        **{f"last_{k}": v for k in ("U", "S", "H", "zsl_acc", "retrieval_map") if not math.isnan(v := last.get(k, 0.0))},
+        **{f"last_{k}": v for k in ("U", "S", "H", "zsl_acc", "retrieval_map")
+           if not math.isnan(v := last.get(k, 0.0))},
         "best_H": best.get("H", 0.0), "best_U": best.get("U", 0.0), "best_S": best.get("S", 0.0),
         "best_zsl_acc": best.get("zsl_acc", 0.0), "best_retrieval_map": best.get("retrieval_map", 0.0),
         "best_epoch": int(best.get("epoch", 0)), "diverged": any(h[-1].get("diverged") for h in histories if h),
