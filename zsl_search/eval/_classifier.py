@@ -96,8 +96,8 @@ def _train(
 
     Fewer calls per step, same math: the bias is the weight's last column, against a column of
     ones appended to ``x``, so one matmul gives the logits and one gives both gradients, and
-    Adam updates one tensor; Adam's ``grad_scale`` divides by the batch; the step counts are
-    made once, as views of one tensor.
+    Adam updates one tensor; Adam's ``grad_scale`` divides by the batch; an epoch's step counts
+    are made at once, as views of one tensor.
     """
     n, d = x.shape
     device = x.device
@@ -108,7 +108,6 @@ def _train(
     exp_avg, exp_avg_sq = torch.zeros_like(wb), torch.zeros_like(wb)
     bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]  # the last may be short
     total = epochs * len(bounds) if max_steps is None else min(max_steps, epochs * len(bounds))
-    step_counts = torch.arange(1, total + 1, dtype=torch.float32, device=device).unbind()
     minus_one = torch.full((bounds[0][1], 1), -1.0, device=device)  # the onehot, subtracted by scatter
     sizes = {e - s for s, e in bounds}
     onehot = {k: minus_one[:k] for k in sizes}
@@ -120,14 +119,16 @@ def _train(
             break
         perm = torch.randperm(n, generator=gen).to(device)  # (N,)
         xs, ys = xs_all.index_select(0, perm), y.index_select(0, perm)[:, None]  # one gather per epoch
-        for s, e, minus, batch in batches:
+        # Adam's step count of each of this epoch's steps, as views of one tensor.
+        counts = torch.arange(steps + 1, steps + len(batches) + 1, dtype=torch.float32, device=device).unbind()
+        for (s, e, minus, batch), count in zip(batches, counts, strict=True):
             if steps >= total:
                 break
             xb = xs[s:e]  # (B, D + 1)
             grad = xb.mm(wb_t).softmax(dim=1)  # (B, C)
             grad.scatter_add_(1, ys[s:e], minus)
             torch._fused_adam_(
-                [wb], [grad.t().mm(xb)], [exp_avg], [exp_avg_sq], [], [step_counts[steps]],
+                [wb], [grad.t().mm(xb)], [exp_avg], [exp_avg_sq], [], [count],
                 lr=lr, beta1=beta1, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False,
                 grad_scale=batch,
             )
