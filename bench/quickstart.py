@@ -7,9 +7,9 @@ demo set, ``budget.max_epochs`` epochs, scored exactly as a trial is (best valid
 epochs). Prints both and their ratio; exits 1 if either target is missed.
 
 With ``--baseline`` it also runs the same spec and seed with the throughput machinery off
-(``runtime: {reuse_workers: false, shared_classifier: false, reuse_memory: false,
-lazy_zsl: false}``: a fresh worker process and a freshly trained frozen classifier per trial,
-glibc's own reuse of freed memory, the ZSL classifier at every epoch; ``pack: 1``) and reports, as same-run ratios, trials finished per minute and the
+(every ``runtime`` switch false, `runtime_off`: today a fresh worker process and a freshly
+trained frozen classifier per trial, glibc's own reuse of freed memory, the ZSL classifier at
+every epoch; ``pack: 1``) and reports, as same-run ratios, trials finished per minute and the
 median time from a trial's start to its first generator step; ``--rounds N`` repeats the pair,
 in alternating order, and prints the median ratio. Ray is then started, and the dataset
 cached, once before both searches, so that neither pays for them (as a search submitted to a
@@ -54,6 +54,14 @@ def _throughput(result, seconds: float) -> tuple[float, float]:
     return len(result.rows) / (seconds / 60), statistics.median(startup) if startup else float("nan")
 
 
+def runtime_off() -> dict[str, bool]:
+    """Spec overrides that turn every `RuntimeSpec` switch off: the same code without its
+    throughput machinery, the fair baseline (a switch added later is off here too)."""
+    from zsl_search.search import RuntimeSpec
+
+    return {f"runtime.{name}": False for name in RuntimeSpec.model_fields}
+
+
 def _start_once(spec) -> float:
     """Start local Ray and cache the dataset before either timed search: otherwise the first
     search alone pays for both (the baseline would join the Ray the first one started), as a
@@ -88,9 +96,7 @@ def _compare(spec, storage: str, rounds: int, pack: int | None) -> tuple[object,
         for kind in ("new", "baseline") if r % 2 == 0 else ("baseline", "new"):
             changes = {"storage": storage, "name": f"{spec.name}-r{r}", "pack": pack}
             if kind == "baseline":
-                changes.update({"name": f"{spec.name}-baseline-r{r}", "runtime.reuse_workers": False,
-                                "runtime.shared_classifier": False, "runtime.reuse_memory": False,
-                                "runtime.lazy_zsl": False, "pack": 1})
+                changes.update({"name": f"{spec.name}-baseline-r{r}", **runtime_off(), "pack": 1})
             runs[kind] = _timed(spec, changes)
         (result, seconds), (base, base_seconds) = runs["new"], runs["baseline"]
         first = first or (result, seconds)

@@ -10,8 +10,7 @@ completion time).
 
 Arms: ``tpe+asha`` (the spec as written), ``random`` (random sampling, FIFO: every trial runs
 all its epochs) and, with ``--runtime-baseline``, ``tpe+asha runtime off`` (the same spec with
-``runtime: {reuse_workers: false, shared_classifier: false, reuse_memory: false,
-lazy_zsl: false}``; it computes the same rows).
+every ``runtime`` switch false, `bench.quickstart.runtime_off`; it computes the same rows).
 Every arm starts from each variant's PF60 defaults (the spec's ``warm_start``), then samples.
 
     python -m bench.search_quality [--seeds 0 1 2] [--trials 30] [--epochs 20] [--runtime-baseline]
@@ -26,20 +25,20 @@ import tempfile
 import time
 
 from .evaluator import PF60, ROOT
+from .quickstart import runtime_off
 
 ARMS = {
     "tpe+asha": {},
     "random": {"sampler.name": "random", "scheduler": "fifo"},
-    "tpe+asha runtime off": {"runtime.reuse_workers": False, "runtime.shared_classifier": False,
-                             "runtime.reuse_memory": False, "runtime.lazy_zsl": False},
 }
+RUNTIME_OFF = "tpe+asha runtime off"  # the spec as written, every runtime switch off
 
 
 def _run(spec, arm: str, seed: int, storage: str) -> dict:
     from zsl_search.search import run_search
 
     over = {"storage": storage, "name": f"q-{arm.replace('+', '-').replace(' ', '-')}-{seed}", "sampler.seed": seed,
-            **ARMS[arm]}
+            **(runtime_off() if arm == RUNTIME_OFF else ARMS[arm])}
     start, t0 = time.time(), time.perf_counter()
     result = run_search(spec.override(over), progress=False)
     seconds = time.perf_counter() - t0
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = spec.override({"dataset.path": str(PF60), "budget.trials": args.trials, "budget.max_epochs": args.epochs,
                           "budget.grace_epochs": min(spec.budget.grace_epochs, args.epochs)})
     storage = args.storage or tempfile.mkdtemp(prefix="bench-quality-")
-    arms = [a for a in ARMS if args.runtime_baseline or a != "tpe+asha runtime off"]
+    arms = [*ARMS, *([RUNTIME_OFF] if args.runtime_baseline else [])]
     runs = {(arm, seed): _run(spec, arm, seed, storage) for seed in args.seeds for arm in arms}
 
     print(f"PF60, {args.trials} trials x up to {args.epochs} epochs, variants {', '.join(spec.variants)}")
