@@ -217,3 +217,41 @@ def test_reused_freed_memory_faults_no_gradient_in_again_and_trains_the_same_num
     assert out["default"]["faults"] > 0, out
     assert out["reused"]["faults"] * 4 < out["default"]["faults"], out
     assert out["reused"]["losses"] == out["default"]["losses"]
+
+
+@pytest.mark.parametrize("name", ["fclswgan", "cosgan"])
+def test_the_trainers_adam_steps_as_torch_optim_fused_adam_bit_for_bit(name: str, demo_split) -> None:
+    """`zsl_search.train._adam.Adam` calls the kernel `torch.optim.Adam(fused=True)` runs, with the
+    same per-tensor moments and step counts and the learning-rate decay read from ``param_groups``:
+    the same run, bit for bit."""
+    params = _small(name, lr_decay="linear")  # the rate changes within the run
+    ours = Trainer(demo_split, variant=name, params=params, seed=5)
+    theirs = Trainer(demo_split, variant=name, params=params, seed=5)
+    theirs.opt_g = torch.optim.Adam(theirs.gan.generator.parameters(), lr=params.lr_g,
+                                    betas=(params.beta1, params.beta2), fused=True)
+    theirs.opt_d = torch.optim.Adam(theirs.gan.critic_parameters(), lr=params.lr_d,
+                                    betas=(params.beta1, params.beta2), fused=True)
+    assert [ours.train_epoch() for _ in range(2)] == [theirs.train_epoch() for _ in range(2)]
+    for a, b in zip(ours.gan.state_dict().values(), theirs.gan.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_training_does_not_import_torch_dynamo() -> None:
+    """Every `torch.optim` optimiser imports torch._dynamo on first use, 1-1.8 s of CPU in each
+    fresh process (a trial worker before its first step); the trainer's own Adam does not."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "from bench.genstep import random_split\n"
+             "from zsl_search.models import get_variant\n"
+             "from zsl_search.train import Trainer\n"
+             "params = get_variant('fclswgan').make_params({'hidden': 32, 'epochs': 1, 'cls_pretrain_epochs': 1,"
+             " 'syn_num': 10, 'cls_epochs': 1})\n"
+             "t = Trainer(random_split(16, 8, 4, n=64), variant='fclswgan', params=params, seed=0)\n"
+             "t.fit_epoch()\n"
+             "print('torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "False"

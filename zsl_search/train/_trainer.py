@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from .._device import resolve_device
 from ..errors import ConfigError
 from ..models import Batch, CommonParams, get_variant
+from ._adam import Adam
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -99,13 +100,17 @@ class Trainer:
         if optimizer not in ("fused", "single"):
             raise ConfigError(f"optimizer={optimizer!r}: use 'fused' or 'single'")
         # Fused Adam: one kernel per tensor instead of ~8 elementwise passes over ~17M weights
-        # after every step, the same update to float rounding. "single" is PyTorch's CPU
-        # default (the single-tensor loop), kept as `bench/genstep.py`'s baseline.
-        fused = optimizer == "fused"
-        self.opt_g = torch.optim.Adam(self.gan.generator.parameters(), lr=p.lr_g, betas=(p.beta1, p.beta2),
-                                      foreach=False, fused=fused)
-        self.opt_d = torch.optim.Adam(self.gan.critic_parameters(), lr=p.lr_d, betas=(p.beta1, p.beta2),
-                                      foreach=False, fused=fused)
+        # after every step, the same update to float rounding, called directly (`_adam.py`: no
+        # torch._dynamo import). "single" is PyTorch's CPU default (the single-tensor loop), kept
+        # as `bench/genstep.py`'s baseline.
+        if optimizer == "fused":
+            self.opt_g = Adam(self.gan.generator.parameters(), lr=p.lr_g, betas=(p.beta1, p.beta2))
+            self.opt_d = Adam(self.gan.critic_parameters(), lr=p.lr_d, betas=(p.beta1, p.beta2))
+        else:
+            self.opt_g = torch.optim.Adam(self.gan.generator.parameters(), lr=p.lr_g, betas=(p.beta1, p.beta2),
+                                          foreach=False)
+            self.opt_d = torch.optim.Adam(self.gan.critic_parameters(), lr=p.lr_d, betas=(p.beta1, p.beta2),
+                                          foreach=False)
         # The frozen classifier depends on the data, the seed and cls_pretrain_epochs only, so a
         # search trains it once per node (the feature store serves it) and hands it in here.
         if p.cls_weight > 0 and classifier is None:
@@ -150,7 +155,7 @@ class Trainer:
                 with torch.no_grad():
                     fake = gan.generator(self._noise(batch.y.shape[0]), batch.a)
                 d_loss = gan.critic_loss(batch, fake)
-                self.opt_d.zero_grad(set_to_none=True)
+                self.opt_d.zero_grad()
                 d_loss.backward()
                 self.opt_d.step()
                 d_total += d_loss.item()
@@ -162,7 +167,7 @@ class Trainer:
             g_loss = gan.generator_loss(batch, fake)
             if self.classifier is not None:
                 g_loss = g_loss + p.cls_weight * F.cross_entropy(self.classifier(fake), batch.y)
-            self.opt_g.zero_grad(set_to_none=True)
+            self.opt_g.zero_grad()
             g_loss.backward()
             self.opt_g.step()
             for param in self.gan.critic_parameters():
