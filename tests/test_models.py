@@ -207,3 +207,44 @@ def test_wgan_gp_critic_loss_is_the_textbook_loss(name: str) -> None:
     torch.testing.assert_close(loss, want_loss)
     for got, want in zip(grads, want_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_mlp_wgan_gp_loss_is_autograds_double_backward_and_stacks_exactly() -> None:
+    """The written-out WGAN-GP loss of the `Critic` MLP: in float64 its value and weight
+    gradients are autograd's double backward through the textbook loss to 1e-12, and stacked
+    over members (a pack's layout) each member's are its solo values bit for bit."""
+    from zsl_search.models import _nets
+
+    torch.manual_seed(0)
+    k, b, d, a_dim, h = 3, 8, 16, 6, 32
+    critics = [_nets.Critic(d, a_dim, h).double() for _ in range(k)]
+    real, fake, a, alpha = (torch.rand(k, b, n, dtype=torch.float64) for n in (d, d, a_dim, 1))
+
+    def textbook(c: torch.nn.Module, i: int) -> torch.Tensor:
+        x_hat = (alpha[i] * real[i] + (1 - alpha[i]) * fake[i]).requires_grad_(True)
+        (grad,) = torch.autograd.grad(c(x_hat, a[i]).sum(), x_hat, create_graph=True)
+        return c(fake[i], a[i]).mean() - c(real[i], a[i]).mean() + 7.0 * ((grad.norm(2, dim=1) - 1) ** 2).mean()
+
+    solo = []
+    for i, c in enumerate(critics):
+        w1, b1, w2, b2 = c.net[0].weight, c.net[0].bias, c.net[2].weight, c.net[2].bias
+        loss = _nets.mlp_wgan_gp_loss(w1, b1, w2, b2, real[i], fake[i], a[i], alpha[i], gp_lambda=7.0)
+        grads = torch.autograd.grad(2.5 * loss, [w1, b1, w2, b2])
+        want = textbook(c, i)
+        want_grads = torch.autograd.grad(2.5 * want, [w1, b1, w2, b2])
+        torch.testing.assert_close(loss, want, rtol=1e-12, atol=1e-12)
+        for got, exp in zip(grads, want_grads, strict=True):
+            torch.testing.assert_close(got, exp, rtol=1e-12, atol=1e-12)
+        solo.append((loss, grads))
+
+    stacked = [torch.stack([c.net[0].weight.detach().t() for c in critics]),
+               torch.stack([c.net[0].bias.detach() for c in critics]).unsqueeze(1),
+               torch.stack([c.net[2].weight.detach().t() for c in critics]),
+               torch.stack([c.net[2].bias.detach() for c in critics]).unsqueeze(1)]
+    stacked = [t.requires_grad_(True) for t in stacked]
+    losses = _nets.mlp_wgan_gp_loss(*stacked, real, fake, a, alpha, gp_lambda=torch.full((k,), 7.0, dtype=torch.float64))
+    grads = torch.autograd.grad((2.5 * losses).sum(), stacked)
+    for i, (loss, (w1, b1, w2, b2)) in enumerate(solo):
+        assert torch.equal(losses[i], loss)
+        assert torch.equal(grads[0][i].t(), w1) and torch.equal(grads[1][i, 0], b1)
+        assert torch.equal(grads[2][i].t(), w2) and torch.equal(grads[3][i, 0], b2)

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["init_normal", "Generator", "Critic", "FiLM", "LeakyReLU", "leaky_relu", "wgan_gp_critic_loss", "lsgan_loss",
-           "bce_loss"]
+__all__ = ["init_normal", "Generator", "Critic", "FiLM", "LeakyReLU", "leaky_relu", "wgan_gp_critic_loss",
+           "mlp_wgan_gp_loss", "lsgan_loss", "bce_loss"]
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
@@ -112,18 +112,94 @@ def wgan_gp_critic_loss(
 ) -> torch.Tensor:
     """WGAN-GP critic loss: E[D(fake)] - E[D(real)] + lambda * E[(|grad D(x_hat)| - 1)^2].
 
-    Fake and real rows go through the critic in one call: for a critic that scores each row on
-    its own (every critic here) that is the two calls' math, but the backward then makes one
-    weight gradient per layer where it made two and summed them (at AWA2 sizes each is a
-    memory-bound pass over 8.7M weights). x_hat keeps its own call: its double backward would
-    otherwise run over all the rows."""
+    For the f-CLSWGAN `Critic` the loss and its weight gradients are written out
+    (`mlp_wgan_gp_loss`). Any other critic goes through autograd: fake and real rows in one
+    call (for a critic that scores each row on its own, every critic here, that is the two
+    calls' math with one weight gradient per layer instead of two summed), x_hat in its own,
+    since its double backward would otherwise run over all the rows."""
     b = real.shape[0]
     alpha = torch.rand(b, 1, generator=rng, device=rng.device).to(real.device)
+    if type(critic) is Critic:
+        first, last = critic.net[0], critic.net[2]
+        return mlp_wgan_gp_loss(first.weight, first.bias, last.weight, last.bias, real, fake, a, alpha,
+                                gp_lambda=gp_lambda)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat, a).sum(), x_hat, create_graph=True)
     penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
     score = critic(torch.cat([fake, real]), a.repeat(2, 1))
     return score[:b].mean() - score[b:].mean() + gp_lambda * penalty
+
+
+def mlp_wgan_gp_loss(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, real: torch.Tensor,
+                     fake: torch.Tensor, a: torch.Tensor, alpha: torch.Tensor, *,
+                     gp_lambda: float | torch.Tensor) -> torch.Tensor:
+    """`wgan_gp_critic_loss` of the `Critic` MLP (concat(x, a) -> Linear -> LeakyReLU(0.2) ->
+    Linear), its backward written out.
+
+    Solo: nn.Linear's weights (out, in), 2-D rows, a 0-dim loss. Stacked (`FusedTrainer`): a
+    leading member dim on everything, weights (K, in, out), biases (K, 1, out), ``gp_lambda``
+    (K,), a (K,) loss. Through autograd the first layer's weight gradient is two matmuls, over
+    the fake + real rows and over the penalty's rows, and a sum: at AWA2 sizes three passes
+    over 8.7M weights. Written out it is one matmul over all the rows (and the first layer's
+    forward one over fake, real and x_hat rows), the same gradient to float rounding."""
+    x_hat = alpha * real + (1 - alpha) * fake
+    xa_s = torch.cat([torch.cat([fake, real], dim=-2), torch.cat([a, a], dim=-2)], dim=-1)
+    xa_h = torch.cat([x_hat, a], dim=-1)
+    return _MLPGradientPenalty.apply(w1, b1, w2, b2, xa_s, xa_h, real.shape[-1], gp_lambda)
+
+
+class _MLPGradientPenalty(torch.autograd.Function):
+    # Layouts: solo weights are (out, in) and multiply as x @ w.T; stacked ones are (K, in, out)
+    # and multiply as x @ w (bmm): each side makes the calls autograd made for it before, so a
+    # pack member's numbers stay its solo run's.
+    @staticmethod
+    def forward(ctx, w1, b1, w2, b2, xa_s, xa_h, d, gp_lambda):
+        stacked = w1.dim() == 3
+        wt = (lambda w: w) if stacked else (lambda w: w.t())  # the (in, out) view
+        b = xa_h.shape[-2]
+        pre = torch.baddbmm(b1, torch.cat([xa_s, xa_h], dim=-2), w1) if stacked else \
+            torch.addmm(b1, torch.cat([xa_s, xa_h]), w1.t())
+        pre_s, pre_h = pre[..., : 2 * b, :], pre[..., 2 * b :, :]
+        h_s = F.leaky_relu(pre_s, 0.2)
+        score = torch.baddbmm(b2, h_s, w2) if stacked else torch.addmm(b2, h_s, w2.t())  # (.., 2B, 1)
+        # The score's gradient at x_hat: leaky ReLU's slope mask times w2, back through the x columns of w1.
+        slope = torch.ops.aten.leaky_relu_backward(torch.ones_like(pre_h), pre_h, 0.2, False)  # 1 or 0.2, as autograd's
+        gp_pre = slope * wt(w2).mT  # (.., B, H)
+        g = gp_pre @ wt(w1)[..., :d, :].mT  # (.., B, D)
+        n = g.norm(2, dim=-1)
+        gp = torch.as_tensor(gp_lambda, dtype=n.dtype, device=n.device)
+        penalty = ((n - 1) ** 2).mean(dim=-1)
+        loss = score[..., :b, 0].mean(dim=-1) - score[..., b:, 0].mean(dim=-1) + gp * penalty
+        ctx.save_for_backward(w1, w2, xa_s, pre_s, h_s, slope, gp_pre, g, n, gp)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        w1, w2, xa_s, pre_s, h_s, slope, gp_pre, g, n, gp = ctx.saved_tensors
+        stacked = w1.dim() == 3
+        wt = (lambda w: w) if stacked else (lambda w: w.t())
+        b, d = g.shape[-2], g.shape[-1]
+        go = grad.reshape(*grad.shape, 1, 1)  # (.., 1, 1)
+        # The score rows: +1/B for fake, -1/B for real, as the two means' backward.
+        dscore = torch.cat([(go / b).expand(*go.shape[:-2], b, 1), (-go / b).expand(*go.shape[:-2], b, 1)], dim=-2)
+        dpre_s = torch.ops.aten.leaky_relu_backward(dscore @ wt(w2).mT, pre_s, 0.2, False)
+        # The penalty: d/dg of lambda * mean((|g| - 1)^2), zero where |g| = 0 (as norm's backward).
+        dn = (gp * grad).reshape(*grad.shape, 1) * 2 * (n - 1) / b
+        dg = torch.where(n > 0, dn / n, 0.0).unsqueeze(-1) * g
+        dgp_pre = dg @ wt(w1)[..., :d, :]  # (.., B, H)
+        # The weight gradients, each in one matmul: w1 over the score's rows and the penalty's
+        # (whose rows touch the x columns only), w2 from the score and from the slope mask's path.
+        rows = torch.cat([dpre_s, gp_pre], dim=-2)
+        cols = torch.cat([xa_s, F.pad(dg, (0, xa_s.shape[-1] - d))], dim=-2)
+        # w2's as a sum over rows, not a matrix-vector product: mm and bmm round those differently.
+        dw2 = torch.cat([h_s * dscore, dgp_pre * slope], dim=-2).sum(dim=-2, keepdim=True)  # (.., 1, H)
+        if stacked:
+            dw1, dw2 = cols.mT @ rows, dw2.mT
+            db1, db2 = dpre_s.sum(dim=-2, keepdim=True), dscore.sum(dim=-2, keepdim=True)
+        else:
+            dw1 = rows.t() @ cols
+            db1, db2 = dpre_s.sum(dim=0), dscore.sum(dim=0)
+        return dw1, db1, dw2, db2, None, None, None, None
 
 
 def lsgan_loss(score: torch.Tensor, target: torch.Tensor | float) -> torch.Tensor:

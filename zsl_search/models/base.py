@@ -33,7 +33,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ._nets import (
-    Critic, FiLM, Generator, LeakyReLU, bce_loss, init_normal, leaky_relu, lsgan_loss, wgan_gp_critic_loss,
+    Critic, FiLM, Generator, LeakyReLU, bce_loss, init_normal, leaky_relu, lsgan_loss, mlp_wgan_gp_loss,
+    wgan_gp_critic_loss,
 )
 from ._registry import Variant, register
 from ._space import Categorical, Distribution, Float, Int
@@ -45,7 +46,7 @@ __all__ = [
     "ConcatGAN", "WGANParams", "WGANGP",
     # networks and losses
     "Generator", "Critic", "FiLM", "LeakyReLU", "leaky_relu", "init_normal", "wgan_gp_critic_loss", "lsgan_loss",
-    "bce_loss",
+    "bce_loss", "mlp_wgan_gp_loss",
     # search spaces and defaults
     "COMMON_SPACE", "WGAN_SPACE", "extend_space", "SMALL_DATA_SIZES", "SMALL_DATA_RATES", "THESIS_DEFAULTS",
     "merge_defaults",

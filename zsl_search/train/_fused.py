@@ -27,7 +27,7 @@ from torch import Tensor
 from .._device import resolve_device
 from ..errors import ConfigError
 from ..models import CommonParams, get_variant
-from ..models.base import Critic, Generator, leaky_relu
+from ..models.base import Critic, Generator, leaky_relu, mlp_wgan_gp_loss
 from ._trainer import GEN_CHUNK, _rng_state, eval_inputs, lr_factor, pretrain_classifier
 
 if TYPE_CHECKING:
@@ -196,12 +196,7 @@ class FusedTrainer:
         # wgan_gp_critic_loss: alpha is drawn from each member's rng after its batch and noise.
         b = real.shape[1]
         alpha = torch.stack([torch.rand(b, 1, generator=rng, device=rng.device) for rng in self.rngs]).to(real.device)
-        x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        # Summing over members too: member k's score depends on its x_hat rows only.
-        (grad,) = torch.autograd.grad(_critic(self.d, x_hat, a).sum(), x_hat, create_graph=True)
-        penalty = ((grad.norm(2, dim=2) - 1) ** 2).mean(dim=1)
-        score = _critic(self.d, torch.cat([fake, real], dim=1), a.repeat(1, 2, 1))  # one call, as solo
-        return score[:, :b].mean(dim=(1, 2)) - score[:, b:].mean(dim=(1, 2)) + self.gp * penalty
+        return mlp_wgan_gp_loss(*self.d, real, fake, a, alpha, gp_lambda=self.gp)  # stacked, as solo
 
     def _generator_loss(self, fake: Tensor, y: Tensor, a: Tensor) -> Tensor:
         score = _critic(self.d, fake, a)
