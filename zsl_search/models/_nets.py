@@ -148,6 +148,11 @@ def mlp_wgan_gp_loss(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: t
     return _MLPGradientPenalty.apply(w1, b1, w2, b2, xa_s, xa_h, real.shape[-1], gp_lambda)
 
 
+def _in_out(w: torch.Tensor) -> torch.Tensor:
+    """A weight as (.., in, out): stacked weights are stored so, nn.Linear's are (out, in)."""
+    return w if w.dim() == 3 else w.t()
+
+
 class _MLPGradientPenalty(torch.autograd.Function):
     # Layouts: solo weights are (out, in) and multiply as x @ w.T; stacked ones are (K, in, out)
     # and multiply as x @ w (bmm): each side makes the calls autograd made for it before, so a
@@ -155,7 +160,6 @@ class _MLPGradientPenalty(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w1, b1, w2, b2, xa_s, xa_h, d, gp_lambda):
         stacked = w1.dim() == 3
-        wt = (lambda w: w) if stacked else (lambda w: w.t())  # the (in, out) view
         b = xa_h.shape[-2]
         pre = torch.baddbmm(b1, torch.cat([xa_s, xa_h], dim=-2), w1) if stacked else \
             torch.addmm(b1, torch.cat([xa_s, xa_h]), w1.t())
@@ -164,8 +168,8 @@ class _MLPGradientPenalty(torch.autograd.Function):
         score = torch.baddbmm(b2, h_s, w2) if stacked else torch.addmm(b2, h_s, w2.t())  # (.., 2B, 1)
         # The score's gradient at x_hat: leaky ReLU's slope mask times w2, back through the x columns of w1.
         slope = torch.ops.aten.leaky_relu_backward(torch.ones_like(pre_h), pre_h, 0.2, False)  # 1 or 0.2, as autograd's
-        gp_pre = slope * wt(w2).mT  # (.., B, H)
-        g = gp_pre @ wt(w1)[..., :d, :].mT  # (.., B, D)
+        gp_pre = slope * _in_out(w2).mT  # (.., B, H)
+        g = gp_pre @ _in_out(w1)[..., :d, :].mT  # (.., B, D)
         n = g.norm(2, dim=-1)
         gp = torch.as_tensor(gp_lambda, dtype=n.dtype, device=n.device)
         penalty = ((n - 1) ** 2).mean(dim=-1)
@@ -177,16 +181,15 @@ class _MLPGradientPenalty(torch.autograd.Function):
     def backward(ctx, grad):
         w1, w2, xa_s, pre_s, h_s, slope, gp_pre, g, n, gp = ctx.saved_tensors
         stacked = w1.dim() == 3
-        wt = (lambda w: w) if stacked else (lambda w: w.t())
         b, d = g.shape[-2], g.shape[-1]
         go = grad.reshape(*grad.shape, 1, 1)  # (.., 1, 1)
         # The score rows: +1/B for fake, -1/B for real, as the two means' backward.
         dscore = torch.cat([(go / b).expand(*go.shape[:-2], b, 1), (-go / b).expand(*go.shape[:-2], b, 1)], dim=-2)
-        dpre_s = torch.ops.aten.leaky_relu_backward(dscore @ wt(w2).mT, pre_s, 0.2, False)
+        dpre_s = torch.ops.aten.leaky_relu_backward(dscore @ _in_out(w2).mT, pre_s, 0.2, False)
         # The penalty: d/dg of lambda * mean((|g| - 1)^2), zero where |g| = 0 (as norm's backward).
         dn = (gp * grad).reshape(*grad.shape, 1) * 2 * (n - 1) / b
         dg = torch.where(n > 0, dn / n, 0.0).unsqueeze(-1) * g
-        dgp_pre = dg @ wt(w1)[..., :d, :]  # (.., B, H)
+        dgp_pre = dg @ _in_out(w1)[..., :d, :]  # (.., B, H)
         # The weight gradients, each in one matmul: w1 over the score's rows and the penalty's
         # (whose rows touch the x columns only), w2 from the score and from the slope mask's path.
         rows = torch.cat([dpre_s, gp_pre], dim=-2)

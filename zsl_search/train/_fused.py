@@ -28,6 +28,7 @@ from .._device import resolve_device
 from ..errors import ConfigError
 from ..models import CommonParams, get_variant
 from ..models.base import Critic, Generator, leaky_relu, mlp_wgan_gp_loss
+from ._adam import _EPS
 from ._trainer import GEN_CHUNK, _rng_state, eval_inputs, lr_factor, pretrain_classifier
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ __all__ = ["FusedTrainer", "can_fuse", "pack_key", "PER_MEMBER"]
 PER_MEMBER = ("lr_g", "lr_d", "beta1", "beta2", "cls_weight", "gp_lambda")
 # The loss family of each supported variant: its losses are reimplemented batched here.
 _FAMILY = {"fclswgan": "wgan_gp", "zswgan": "wgan_gp", "cgan": "bce"}
-_EPS = 1e-8  # torch.optim.Adam's default
 
 
 def can_fuse(variant: str, params: CommonParams) -> bool:
