@@ -142,10 +142,14 @@ def mlp_wgan_gp_loss(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: t
     the fake + real rows and over the penalty's rows, and a sum: at AWA2 sizes three passes
     over 8.7M weights. Written out it is one matmul over all the rows (and the first layer's
     forward one over fake, real and x_hat rows), the same gradient to float rounding."""
-    x_hat = alpha * real + (1 - alpha) * fake
-    xa_s = torch.cat([torch.cat([fake, real], dim=-2), torch.cat([a, a], dim=-2)], dim=-1)
-    xa_h = torch.cat([x_hat, a], dim=-1)
-    return _MLPGradientPenalty.apply(w1, b1, w2, b2, xa_s, xa_h, real.shape[-1], gp_lambda)
+    b, d = real.shape[-2], real.shape[-1]
+    # The rows every first-layer matmul reads, built in place: fake, real, x_hat, each with a.
+    xa = real.new_empty(*real.shape[:-2], 3 * b, d + a.shape[-1])
+    xa[..., :b, :d] = fake
+    xa[..., b : 2 * b, :d] = real
+    torch.add(alpha * real, (1 - alpha) * fake, out=xa[..., 2 * b :, :d])  # x_hat
+    xa[..., d:].unflatten(-2, (3, b)).copy_(a.unsqueeze(-3))
+    return _MLPGradientPenalty.apply(w1, b1, w2, b2, xa, d, gp_lambda)
 
 
 def _in_out(w: torch.Tensor) -> torch.Tensor:
@@ -156,53 +160,60 @@ def _in_out(w: torch.Tensor) -> torch.Tensor:
 class _MLPGradientPenalty(torch.autograd.Function):
     # Layouts: solo weights are (out, in) and multiply as x @ w.T; stacked ones are (K, in, out)
     # and multiply as x @ w (bmm): each side makes the calls autograd made for it before, so a
-    # pack member's numbers stay its solo run's.
+    # pack member's numbers stay its solo run's. Rows: fake, real (the score's 2B), x_hat (B).
+    # The two (.., 3B, .) buffers are reused rather than concatenated: ``xa`` (the inputs) holds
+    # the weight gradient's columns in backward, ``rows`` the hidden-layer gradients, then w2's.
+    # Both belong to this call alone, so backward may overwrite them (a second backward through
+    # the same graph fails autograd's saved-tensor version check instead of reading them).
     @staticmethod
-    def forward(ctx, w1, b1, w2, b2, xa_s, xa_h, d, gp_lambda):
+    def forward(ctx, w1, b1, w2, b2, xa, d, gp_lambda):
         stacked = w1.dim() == 3
-        b = xa_h.shape[-2]
-        pre = torch.baddbmm(b1, torch.cat([xa_s, xa_h], dim=-2), w1) if stacked else \
-            torch.addmm(b1, torch.cat([xa_s, xa_h]), w1.t())
+        b = xa.shape[-2] // 3
+        pre = torch.baddbmm(b1, xa, w1) if stacked else torch.addmm(b1, xa, w1.t())
         pre_s, pre_h = pre[..., : 2 * b, :], pre[..., 2 * b :, :]
         h_s = F.leaky_relu(pre_s, 0.2)
         score = torch.baddbmm(b2, h_s, w2) if stacked else torch.addmm(b2, h_s, w2.t())  # (.., 2B, 1)
         # The score's gradient at x_hat: leaky ReLU's slope mask times w2, back through the x columns of w1.
         slope = torch.ops.aten.leaky_relu_backward(torch.ones_like(pre_h), pre_h, 0.2, False)  # 1 or 0.2, as autograd's
-        gp_pre = slope * _in_out(w2).mT  # (.., B, H)
+        rows = pre.new_empty(pre.shape)
+        gp_pre = torch.mul(slope, _in_out(w2).mT, out=rows[..., 2 * b :, :])  # (.., B, H)
         g = gp_pre @ _in_out(w1)[..., :d, :].mT  # (.., B, D)
         n = g.norm(2, dim=-1)
         gp = torch.as_tensor(gp_lambda, dtype=n.dtype, device=n.device)
         penalty = ((n - 1) ** 2).mean(dim=-1)
         loss = score[..., :b, 0].mean(dim=-1) - score[..., b:, 0].mean(dim=-1) + gp * penalty
-        ctx.save_for_backward(w1, w2, xa_s, pre_s, h_s, slope, gp_pre, g, n, gp)
+        ctx.save_for_backward(w1, w2, xa, pre_s, h_s, slope, rows, g, n, gp)
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        w1, w2, xa_s, pre_s, h_s, slope, gp_pre, g, n, gp = ctx.saved_tensors
+        w1, w2, xa, pre_s, h_s, slope, rows, g, n, gp = ctx.saved_tensors
         stacked = w1.dim() == 3
         b, d = g.shape[-2], g.shape[-1]
         go = grad.reshape(*grad.shape, 1, 1)  # (.., 1, 1)
         # The score rows: +1/B for fake, -1/B for real, as the two means' backward.
         dscore = torch.cat([(go / b).expand(*go.shape[:-2], b, 1), (-go / b).expand(*go.shape[:-2], b, 1)], dim=-2)
-        dpre_s = torch.ops.aten.leaky_relu_backward(dscore @ _in_out(w2).mT, pre_s, 0.2, False)
+        dpre_s = torch.ops.aten.leaky_relu_backward.grad_input(dscore @ _in_out(w2).mT, pre_s, 0.2, False,
+                                                               grad_input=rows[..., : 2 * b, :])
         # The penalty: d/dg of lambda * mean((|g| - 1)^2), zero where |g| = 0 (as norm's backward).
         dn = (gp * grad).reshape(*grad.shape, 1) * 2 * (n - 1) / b
         dg = torch.where(n > 0, dn / n, 0.0).unsqueeze(-1) * g
         dgp_pre = dg @ _in_out(w1)[..., :d, :]  # (.., B, H)
         # The weight gradients, each in one matmul: w1 over the score's rows and the penalty's
-        # (whose rows touch the x columns only), w2 from the score and from the slope mask's path.
-        rows = torch.cat([dpre_s, gp_pre], dim=-2)
-        cols = torch.cat([xa_s, F.pad(dg, (0, xa_s.shape[-1] - d))], dim=-2)
-        # w2's as a sum over rows, not a matrix-vector product: mm and bmm round those differently.
-        dw2 = torch.cat([h_s * dscore, dgp_pre * slope], dim=-2).sum(dim=-2, keepdim=True)  # (.., 1, H)
-        if stacked:
-            dw1, dw2 = cols.mT @ rows, dw2.mT
-            db1, db2 = dpre_s.sum(dim=-2, keepdim=True), dscore.sum(dim=-2, keepdim=True)
-        else:
-            dw1 = rows.t() @ cols
-            db1, db2 = dpre_s.sum(dim=0), dscore.sum(dim=0)
-        return dw1, db1, dw2, db2, None, None, None, None
+        # (whose rows touch the x columns only: x_hat's inputs give way to dg and zeros), w2
+        # from the score and from the slope mask's path.
+        cols = xa  # its x_hat rows were read in forward only
+        cols[..., 2 * b :, :d] = dg
+        cols[..., 2 * b :, d:] = 0
+        dw1 = cols.mT @ rows if stacked else rows.t() @ cols
+        keep = stacked  # the biases' gradients keep the member dim's (K, 1, out) layout
+        db1, db2 = dpre_s.sum(dim=-2, keepdim=keep), dscore.sum(dim=-2, keepdim=keep)
+        # w2's as a sum over rows, not a matrix-vector product: mm and bmm round those
+        # differently. Its rows go where dw1's were, now read.
+        torch.mul(h_s, dscore, out=rows[..., : 2 * b, :])
+        torch.mul(dgp_pre, slope, out=rows[..., 2 * b :, :])
+        dw2 = rows.sum(dim=-2, keepdim=True)  # (.., 1, H)
+        return dw1, db1, dw2.mT if stacked else dw2, db2, None, None, None
 
 
 def lsgan_loss(score: torch.Tensor, target: torch.Tensor | float) -> torch.Tensor:
