@@ -248,3 +248,18 @@ def test_mlp_wgan_gp_loss_is_autograds_double_backward_and_stacks_exactly() -> N
         assert torch.equal(losses[i], loss)
         assert torch.equal(grads[0][i].t(), w1) and torch.equal(grads[1][i, 0], b1)
         assert torch.equal(grads[2][i].t(), w2) and torch.equal(grads[3][i, 0], b2)
+
+
+def test_mlp_wgan_gp_loss_second_backward_fails_instead_of_reading_reused_buffers() -> None:
+    """Its backward reuses the forward's buffers for the gradients' rows, so a second backward
+    through the same graph must raise (autograd's saved-tensor check), never compute from them."""
+    from zsl_search.models import _nets
+
+    torch.manual_seed(0)
+    critic = _nets.Critic(8, 4, 16)
+    w1, b1, w2, b2 = critic.net[0].weight, critic.net[0].bias, critic.net[2].weight, critic.net[2].bias
+    loss = _nets.mlp_wgan_gp_loss(w1, b1, w2, b2, torch.rand(4, 8), torch.rand(4, 8), torch.rand(4, 4),
+                                  torch.rand(4, 1), gp_lambda=10.0)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
