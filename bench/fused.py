@@ -11,6 +11,10 @@ On the CPU with more than one thread it also times the K solo runs the way a sea
 trials: ``--threads`` worker processes at once, one thread each, after the interleaved rounds.
 That, not the solo runs one after another on all threads, is what a pack replaces in a search.
 
+Last, a ceiling: the pack's FLOPs per generator step (torch.profiler's estimates) over the rate
+its largest matmul reaches here, as member-epochs (-steps) per second and as a multiple of the
+solo rate: what fusion could give at most on this device if the step were nothing but matmuls.
+
     python -m bench.fused [--k 8] [--epochs 1] [--threads 2] [--device cpu]
     python -m bench.fused --awa2 [--k 4] [--steps 3]   # AWA2-sized random tensors
 """
@@ -106,6 +110,32 @@ def _kernels(step) -> int:
                if e.name.startswith("aten::") and not e.cpu_children and e.name not in _NO_KERNEL)
 
 
+def _matmul_ceiling(fused, step, *, rows: int) -> tuple[float, float]:
+    """(FLOPs of one pack generator step, torch.profiler's estimates; FLOP/s of the pack's
+    largest matmul, a (K, rows, in) @ (K, in, hidden) bmm, best of 20 on this process's threads):
+    a pack step can take no less than the first divided by the second, even if all of it ran
+    at that matmul's rate and nothing else (Adam, elementwise ops, Python) cost anything."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        step()
+    flops = sum(e.flops for e in prof.key_averages())
+    w1 = fused.d[0]  # (K, in, hidden): the critic's first layer
+    x = torch.rand(w1.shape[0], rows, w1.shape[1], device=w1.device)
+    w = torch.rand(w1.shape, device=w1.device)
+    best = float("inf")
+    for _ in range(20):
+        if w.device.type == "cuda":
+            torch.cuda.synchronize(w.device)
+        t0 = time.perf_counter()
+        torch.bmm(x, w)
+        if w.device.type == "cuda":
+            torch.cuda.synchronize(w.device)
+        best = min(best, time.perf_counter() - t0)
+    return flops, 2 * x.shape[0] * rows * w.shape[1] * w.shape[2] / best
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -190,6 +220,16 @@ def main(argv: list[str] | None = None) -> int:
         rate = _parallel_solo(args.variant, args.awa2, k, shared, args.threads, rounds, max_steps)
         print(f"solo, {args.threads} at once, 1 thread each (as a search runs solo trials): {rate:8.3f} {unit}/s; "
               f"fused / that: {work / t_fused / rate:.2f}x")
+    else:
+        rate = work / t_solo
+    # What fusion could give at most on this device: the pack's step as nothing but matmuls at
+    # the rate its largest one reaches here (the critic's forward over fake, real and x_hat rows).
+    flops, mm_rate = _matmul_ceiling(fused, lambda: fused.train_epoch(max_steps=1), rows=3 * args.batch_size)
+    ceiling = k / (flops / mm_rate) / (1 if args.awa2 else fused.steps_per_epoch)
+    print(f"ceiling: {flops / 1e9:.2f} GFLOP per pack generator step; at its largest matmul's {mm_rate / 1e9:.0f} "
+          f"GFLOP/s here (a ({k}, {3 * args.batch_size}, {fused.d[0].shape[1]}) @ ({k}, {fused.d[0].shape[1]}, "
+          f"{hidden}) bmm) and nothing else, a pack would do {ceiling:8.3f} {unit}/s = {ceiling / rate:.2f}x the "
+          f"solo rate above; it does {work / t_fused / ceiling:.0%} of that")
     print("evaluation (untimed) is per member and unfused: FusedTrainer.evaluate(k) costs a solo evaluate")
     # On a GPU these shapes leave the device idle: a step costs its kernel launches (~5-10 us
     # each) more than its FLOPs, so K solo runs pay K times a solo step's launches, a pack once.
