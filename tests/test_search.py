@@ -245,6 +245,27 @@ def test_run_refuses_a_missing_dataset_and_an_existing_search(tmp_path: Path) ->
     assert (tmp_path / "res" / "tiny" / "spec.yaml").read_text() == "name: tiny\n"  # untouched
 
 
+def test_the_driver_has_the_store_train_the_first_trials_frozen_classifier_before_they_start(
+        ray_local, _hermetic_cache: Path, tmp_path: Path) -> None:
+    """`_prewarm_store` starts the node's store and queues the frozen classifier for every
+    ``cls_pretrain_epochs`` the spec decides (fixed here), not for one a trial samples, and none
+    when trials train their own (``runtime.shared_classifier: false``)."""
+    from zsl_search.search._run import _classifier_lengths, _prewarm_store
+    from zsl_search.store import DataSource, get_store, release_stores
+
+    spec = parse_spec(tiny(tmp_path, name="prewarm"))
+    assert _classifier_lengths(spec, "DEMO") == [3]
+    source = DataSource.from_spec(spec)
+    _prewarm_store(source, spec, _hermetic_cache, defaults="DEMO")
+    store = get_store(source, search="prewarm", cache_dir=_hermetic_cache)
+    assert ray_local.get(store.stats.remote())["classifiers"] == 1  # an actor runs its calls in order
+    release_stores("prewarm")
+    sampled = tiny(tmp_path, name="prewarm")
+    sampled["space"]["all"]["cls_pretrain_epochs"] = {"low": 2, "high": 5}
+    assert _classifier_lengths(parse_spec(sampled), "DEMO") == []
+    assert _classifier_lengths(parse_spec(tiny(tmp_path, runtime={"shared_classifier": False})), "DEMO") == []
+
+
 def test_a_fold_search_scores_each_trial_by_its_mean_over_class_folds(ray_local, tmp_path: Path) -> None:
     """folds: 2 trains one GAN per validation class fold; the row's H is their mean at the best epoch."""
     from zsl_search import settings

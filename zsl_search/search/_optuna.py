@@ -3,7 +3,8 @@ and a searcher that tells Optuna early-stopped trials were pruned."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,21 @@ def warm_start_points(spec: SearchSpec, *, dataset: str | None) -> list[dict[str
                  f"the reference")
         points.append(point)
     return points
+
+
+@contextlib.contextmanager
+def _quiet_study_creation() -> Iterator[None]:
+    """Optuna below WARNING while a search creates its study: its "A new study created" INFO
+    line repeats what the search prints itself. Scoped, so Optuna's verbosity is the caller's
+    again afterwards."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def make_searcher(spec: SearchSpec, *, journal: Path, study_name: str, dataset: str | None = None) -> Any:

@@ -177,7 +177,7 @@ def _fit(spec: SearchSpec, source: Any, ledger: Any, journal: Path, *, address: 
         _init_ray(address)  # first: Ray installs signal handlers of its own, ours go on top
         with _graceful_signals(), _quiet_tune_logs():
             try:
-                _prewarm_store(source, spec, cache_dir)
+                _prewarm_store(source, spec, cache_dir, defaults=defaults)
                 tuner = _tuner(spec, source, experiment, storage_path, fs, journal, ledger=ledger, resume=resume,
                                cache_dir=cache_dir, defaults=defaults)
                 tuner.fit()
@@ -213,10 +213,11 @@ def _reconcile(spec: SearchSpec, ledger: Any, journal: Path, *, cache_dir: Path,
                         trials=_started(ledger))
 
 
-def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path) -> None:
-    """Start this node's feature store now, so it loads the dataset while the first trial
-    workers start up instead of after them. Only where trials can run: a head that offers no
-    CPUs to trials (cluster/cluster.yaml) gets no store."""
+def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path, *, defaults: str) -> None:
+    """Start this node's feature store now, so it loads the dataset, then trains the frozen
+    classifiers the first trials will ask for, while the first trial workers start up instead
+    of after them. Only where trials can run: a head that offers no CPUs to trials
+    (cluster/cluster.yaml) gets no store."""
     import ray
 
     from ..store import get_store
@@ -224,7 +225,28 @@ def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path) -> None:
     node_id = ray.get_runtime_context().get_node_id()
     node = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
     if node.get("Resources", {}).get("CPU", 0) >= spec.resources.cpu:
-        get_store(source, search=spec.name, cache_dir=cache_dir)
+        store = get_store(source, search=spec.name, cache_dir=cache_dir)
+        for epochs in _classifier_lengths(spec, defaults):
+            # Queued behind the store's load; a trial's own request then finds it trained. The
+            # ref is dropped: a store that failed to load says so to the trials (`fetch_split`).
+            store.frozen_classifier.remote(spec.seed, epochs)
+
+
+def _classifier_lengths(spec: SearchSpec, defaults: str) -> list[int]:
+    """The ``cls_pretrain_epochs`` of the node-shared frozen classifiers this search's trials
+    will use, where the spec decides them (fixed or the variant's default; not where sampled)."""
+    from ._trainable import trial_params
+
+    if not spec.runtime.shared_classifier:
+        return []
+    lengths = set()
+    for variant in spec.variants:
+        space = spec.variant_space(variant)
+        params = trial_params(spec, {"variant": variant}, dataset=defaults)
+        uses = "cls_weight" in space.searched or params.cls_weight > 0
+        if uses and "cls_pretrain_epochs" not in space.searched:
+            lengths.add(params.cls_pretrain_epochs)
+    return sorted(lengths)
 
 
 def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs: Any, journal: Path, *,
@@ -276,14 +298,15 @@ def _new_tuner(spec: SearchSpec, trainable: Any, storage_path: str, fs: Any, jou
     from ray import tune
 
     from ._factories import make_scheduler
-    from ._optuna import METRIC, make_searcher
+    from ._optuna import METRIC, _quiet_study_creation, make_searcher
 
-    if spec.pack > 1:
-        from ._pack import PackSearch
+    with _quiet_study_creation():
+        if spec.pack > 1:
+            from ._pack import PackSearch
 
-        searcher = PackSearch(spec, journal=journal, study_name=spec.name, dataset=dataset)
-    else:
-        searcher = make_searcher(spec, journal=journal, study_name=spec.name, dataset=dataset)
+            searcher = PackSearch(spec, journal=journal, study_name=spec.name, dataset=dataset)
+        else:
+            searcher = make_searcher(spec, journal=journal, study_name=spec.name, dataset=dataset)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

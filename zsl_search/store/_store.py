@@ -63,12 +63,16 @@ class FeatureStore:
     def frozen_classifier(self, seed: int, epochs: int) -> list[Any]:
         """The frozen classifier for the ``cls_weight`` loss (`zsl_search.train.pretrain_classifier`),
         trained on first request for ``(seed, epochs)`` and shared by every later trial of the
-        node; ``[ObjectRef]`` of its ``{"weight", "bias"}`` arrays (a list, so Ray passes the ref)."""
+        node; ``[ObjectRef]`` of its ``{"weight", "bias"}`` arrays (a list, so Ray passes the ref),
+        ``[]`` when this store could not load the dataset."""
         import ray
 
         from ..data import Split
         from ..train import pretrain_classifier
 
+        if self._error is not None:
+            return []  # nothing to train on; `fetch_split` already told the trial why (no raise:
+            # the driver's prewarm request drops its ref, and Ray would print the error unasked)
         if (seed, epochs) not in self._classifiers:
             split = Split.from_arrays(self._meta, ray.get(self._ref))
             cls = pretrain_classifier(split.train_x, split.train_y, split.n_seen, epochs=epochs, seed=seed)
@@ -144,11 +148,18 @@ def fetch_split(store: Any, *, device: str = "cpu"):  # -> Split
 
 def fetch_classifier(store: Any, *, seed: int, epochs: int):  # -> torch.nn.Linear
     """The node's shared frozen classifier for ``(seed, epochs)`` (see `FeatureStore.frozen_classifier`),
-    on the CPU (`zsl_search.train.Trainer` moves it)."""
+    on the CPU (`zsl_search.train.Trainer` moves it).
+
+    Raises:
+        DataError: the store could not load the dataset on this node (the message names the file).
+    """
     import ray
     import torch
 
-    weights = ray.get(ray.get(store.frozen_classifier.remote(seed, epochs))[0])
+    refs = ray.get(store.frozen_classifier.remote(seed, epochs))
+    if not refs:
+        raise DataError(ray.get(store.handle.remote())["error"])
+    weights = ray.get(refs[0])
     cls = torch.nn.Linear(weights["weight"].shape[1], weights["weight"].shape[0])
     cls.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
     return cls.eval().requires_grad_(False)
