@@ -118,6 +118,8 @@ def _matmul_ceiling(fused, step, *, rows: int) -> tuple[float, float]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from .genstep import _sync
+
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         step()
     flops = sum(e.flops for e in prof.key_averages())
@@ -126,12 +128,10 @@ def _matmul_ceiling(fused, step, *, rows: int) -> tuple[float, float]:
     w = torch.rand(w1.shape, device=w1.device)
     best = float("inf")
     for _ in range(20):
-        if w.device.type == "cuda":
-            torch.cuda.synchronize(w.device)
+        _sync(str(w.device))
         t0 = time.perf_counter()
         torch.bmm(x, w)
-        if w.device.type == "cuda":
-            torch.cuda.synchronize(w.device)
+        _sync(str(w.device))
         best = min(best, time.perf_counter() - t0)
     return flops, 2 * x.shape[0] * rows * w.shape[1] * w.shape[2] / best
 

@@ -206,8 +206,8 @@ class _MLPGradientPenalty(torch.autograd.Function):
         cols[..., 2 * b :, :d] = dg
         cols[..., 2 * b :, d:] = 0
         dw1 = cols.mT @ rows if stacked else rows.t() @ cols
-        keep = stacked  # the biases' gradients keep the member dim's (K, 1, out) layout
-        db1, db2 = dpre_s.sum(dim=-2, keepdim=keep), dscore.sum(dim=-2, keepdim=keep)
+        # Stacked, the biases' gradients keep the member dim's (K, 1, out) layout.
+        db1, db2 = dpre_s.sum(dim=-2, keepdim=stacked), dscore.sum(dim=-2, keepdim=stacked)
         # w2's as a sum over rows, not a matrix-vector product: mm and bmm round those
         # differently. Its rows go where dw1's were, now read.
         torch.mul(h_s, dscore, out=rows[..., : 2 * b, :])

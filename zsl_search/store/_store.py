@@ -70,9 +70,10 @@ class FeatureStore:
         from ..data import Split
         from ..train import pretrain_classifier
 
+        # Nothing to train on: `fetch_split` already told the trial why. Not raised, since the
+        # driver's prewarm request drops its ref and Ray would print that error unasked.
         if self._error is not None:
-            return []  # nothing to train on; `fetch_split` already told the trial why (no raise:
-            # the driver's prewarm request drops its ref, and Ray would print the error unasked)
+            return []
         if (seed, epochs) not in self._classifiers:
             split = Split.from_arrays(self._meta, ray.get(self._ref))
             cls = pretrain_classifier(split.train_x, split.train_y, split.n_seen, epochs=epochs, seed=seed)
