@@ -21,9 +21,10 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from ..errors import DataError
+from ..errors import DataError, warn
 
-__all__ = ["TrialLedger", "FatalErrorStopper", "trial_row", "trial_count", "FINAL_STATUSES"]
+__all__ = ["TrialLedger", "FatalErrorStopper", "StaleCheckpointRepair", "trial_row", "trial_count",
+           "FINAL_STATUSES"]
 
 # Statuses after which a trial never runs again (INTERRUPTED trials continue on resume).
 FINAL_STATUSES = frozenset({"COMPLETE", "EARLY_STOPPED", "STOPPED", "DIVERGED", "ERROR"})
@@ -338,6 +339,69 @@ class FatalErrorStopper(Stopper):
 
     def stop_all(self) -> bool:
         return self.ledger.fatal is not None
+
+
+class StaleCheckpointRepair(Callback):
+    """Before a restored run starts its trials, points each one whose saved checkpoint is gone
+    at the checkpoint that replaced it.
+
+    Tune keeps one checkpoint per trial: registering epoch k+1's deletes epoch k's at once, and
+    the experiment state that names the new one reaches storage a moment later. A driver killed
+    in that moment (SIGKILL, a lost head node) leaves a state naming a deleted checkpoint, and
+    its trial fails on resume instead of continuing. The newer checkpoint is there, complete (a
+    worker persists it before reporting), so it is moved to the name the state expects: the
+    trial goes on from the epoch after it, and Tune's own bookkeeping stays as saved."""
+
+    def __init__(self) -> None:
+        self._checked = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._checked:  # only a restored state can name a checkpoint this driver did not see
+            return
+        self._checked = True
+        for trial in trials:
+            checkpoint = trial.checkpoint
+            if checkpoint is not None and trial.status not in ("TERMINATED", "ERROR"):
+                newer = _repair_checkpoint(checkpoint.filesystem, checkpoint.path)
+                if newer:
+                    warn(f"trial {trial.trial_id}: its saved state named {Path(checkpoint.path).name}, which the "
+                         f"driver had already replaced by {newer} when it was killed; continuing from {newer}")
+
+
+def _checkpoint_index(name: str) -> int | None:
+    prefix, _, digits = name.rpartition("_")
+    return int(digits) if prefix == "checkpoint" and digits.isdigit() else None
+
+
+def _repair_checkpoint(fs: Any, path: str) -> str | None:
+    """Move the checkpoint that replaced a missing ``path`` (``checkpoint_<n>``: the first later
+    one beside it) to ``path`` and return its name; None when ``path`` exists or nothing later does.
+
+    Only the first later one is known complete: Tune deleted ``path`` when it registered that one,
+    which a worker reports only once it is persisted. Any after it were never registered (one may
+    be half written by a killed worker), and a later save would land in their directories, so they go."""
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        return None
+    parent, name = path.rstrip("/").rsplit("/", 1)
+    wanted = _checkpoint_index(name)
+    if wanted is None:
+        return None
+    later = sorted((index, info.path) for info in fs.get_file_info(pafs.FileSelector(parent))
+                   if info.type == pafs.FileType.Directory
+                   and (index := _checkpoint_index(info.base_name)) is not None and index > wanted)
+    if not later:
+        return None  # lost for good: Tune reports the trial's error as it would have
+    source = later[0][1]
+    try:
+        fs.move(source, path)
+    except (OSError, NotImplementedError):  # object stores cannot rename a directory
+        pafs.copy_files(source, path, source_filesystem=fs, destination_filesystem=fs)
+        fs.delete_dir(source)
+    for _, unregistered in later[1:]:
+        fs.delete_dir(unregistered)
+    return Path(source).name
 
 
 def stderr_echo(line: str) -> None:

@@ -257,7 +257,7 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     from ray.tune.logger import TBXLoggerCallback
 
     from .. import settings
-    from ._callbacks import FatalErrorStopper
+    from ._callbacks import FatalErrorStopper, StaleCheckpointRepair
 
     trainable = tune.with_resources(
         tune.with_parameters(_trial_entrypoint(spec), spec=spec, source=source,
@@ -266,7 +266,7 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     )
     callbacks, stop = [TBXLoggerCallback(), ledger], FatalErrorStopper(ledger)
     if resume and tune.Tuner.can_restore(experiment, storage_filesystem=fs):
-        return _restored_tuner(experiment, trainable, fs, callbacks=callbacks, stop=stop)
+        return _restored_tuner(experiment, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop)
     # A new search, or one interrupted before Tune saved its first state.
     return _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults,
                       callbacks=callbacks, stop=stop)
