@@ -480,3 +480,30 @@ def test_a_dataset_that_breaks_after_the_check_ends_the_search_at_once(ray_local
     assert f"zsl-search: error: {root / 'res101.mat'}: key 'features' has NaN/inf values" in err.splitlines()[-1]
     states = optuna_states(tmp_path / "results", "late")
     assert len(states) <= 4 and "RUNNING" not in states  # stopped at once, not after failing 30 trials
+
+
+def test_tunes_upload_racing_its_own_state_save_is_not_reported_but_other_upload_failures_are() -> None:
+    import logging
+
+    from zsl_search.search._run import _quiet_tune_logs
+
+    logger, seen = logging.getLogger("ray.tune.execution.experiment_state"), []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logger.addHandler(handler)
+
+    def upload_failed(error: Exception) -> None:
+        logger.error("Saving experiment state to storage at '/r/x' failed with exception: ",
+                     exc_info=(type(error), error, None))
+
+    race = FileNotFoundError("Failed to open local file '/tmp/ray/s/driver_artifacts/.88e2-tmp-searcher-state-x.pkl'")
+    try:
+        with _quiet_tune_logs():
+            upload_failed(race)
+            upload_failed(FileNotFoundError("Failed to open local file '/r/x/experiment_state-1.json'"))
+            upload_failed(OSError("When uploading part: connection refused"))
+        upload_failed(race)  # the filter is scoped to a search
+    finally:
+        logger.removeHandler(handler)
+    assert [str(r.exc_info[1]) for r in seen] == ["Failed to open local file '/r/x/experiment_state-1.json'",
+                                                  "When uploading part: connection refused", str(race)]

@@ -76,14 +76,31 @@ class _DropTuneNoise(logging.Filter):
         return not str(record.msg).startswith(self._NOISE)
 
 
+class _DropStagingRace(logging.Filter):
+    """Tune's ERROR (with a traceback) when a forced state save races its own upload.
+
+    A forced save writes the searcher's state to a temporary file and renames it while the
+    previous upload of that directory may still be listing it; the upload then misses the
+    temporary file and Tune logs the failure. Tune launches the next upload, of the complete
+    new state, right after, so nothing is lost. Any other upload failure is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (str(record.msg).startswith("Saving experiment state to storage")
+                    and isinstance(error, FileNotFoundError) and "-tmp-" in str(error))
+
+
 @contextlib.contextmanager
 def _quiet_tune_logs() -> Iterator[None]:
-    logger, noise = logging.getLogger("ray.tune.tune"), _DropTuneNoise()
-    logger.addFilter(noise)
+    filters = [(logging.getLogger("ray.tune.tune"), _DropTuneNoise()),
+               (logging.getLogger("ray.tune.execution.experiment_state"), _DropStagingRace())]
+    for logger, noise in filters:
+        logger.addFilter(noise)
     try:
         yield
     finally:
-        logger.removeFilter(noise)
+        for logger, noise in filters:
+            logger.removeFilter(noise)
 
 
 def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
