@@ -46,12 +46,16 @@ def default_baselines(spec) -> dict[str, float]:
     return out
 
 
-def _throughput(result, seconds: float) -> tuple[float, float]:
-    """(trials finished per minute, median seconds from trial start to first generator step)."""
+def _throughput(result, seconds: float) -> tuple[float, float, float]:
+    """(trials finished per minute, epochs trained per minute, median seconds from trial start
+    to first generator step). Epochs per minute is context: with two trials at once the arms'
+    finishing orders differ, so TPE and ASHA send them down different paths of unequal length."""
     import statistics
 
     startup = [r["startup_s"] for r in result.rows if r.get("startup_s") is not None]
-    return len(result.rows) / (seconds / 60), statistics.median(startup) if startup else float("nan")
+    epochs = sum(r["epochs"] for r in result.rows)
+    return (len(result.rows) / (seconds / 60), epochs / (seconds / 60),
+            statistics.median(startup) if startup else float("nan"))
 
 
 def runtime_off() -> dict[str, bool]:
@@ -90,7 +94,7 @@ def _compare(spec, storage: str, rounds: int, pack: int | None) -> tuple[object,
     search and its seconds."""
     import statistics
 
-    first, ratios, startups = None, [], []
+    first, ratios, epoch_ratios, startups = None, [], [], []
     for r in range(rounds):
         runs = {}
         for kind in ("new", "baseline") if r % 2 == 0 else ("baseline", "new"):
@@ -100,15 +104,19 @@ def _compare(spec, storage: str, rounds: int, pack: int | None) -> tuple[object,
             runs[kind] = _timed(spec, changes)
         (result, seconds), (base, base_seconds) = runs["new"], runs["baseline"]
         first = first or (result, seconds)
-        (rate, startup), (base_rate, base_startup) = _throughput(result, seconds), _throughput(base, base_seconds)
+        (rate, epochs, startup), (base_rate, base_epochs, base_startup) = (_throughput(result, seconds),
+                                                                           _throughput(base, base_seconds))
         ratios.append(rate / base_rate)
+        epoch_ratios.append(epochs / base_epochs)
         startups.append(base_startup / startup)
-        print(f"round {r + 1}: {rate:.1f} trials/min vs baseline {base_rate:.1f} ({ratios[-1]:.2f}x); median time "
+        print(f"round {r + 1}: {rate:.1f} trials/min vs baseline {base_rate:.1f} ({ratios[-1]:.2f}x); "
+              f"{epochs:.0f} vs {base_epochs:.0f} epochs/min ({epoch_ratios[-1]:.2f}x); median time "
               f"to first generator step {startup:.2f} s vs {base_startup:.2f} s ({startups[-1]:.1f}x shorter)")
         print(f"  new: {len(result.rows)} trials in {seconds:.0f} s, best H {result.rows[0]['H']:.4f}; baseline: "
               f"{len(base.rows)} trials in {base_seconds:.0f} s, best H {base.rows[0]['H']:.4f}")
     print(f"throughput: {statistics.median(ratios):.2f}x trials/min (median of {rounds} rounds, "
-          f"{min(ratios):.2f}x-{max(ratios):.2f}x); first generator step {statistics.median(startups):.1f}x sooner")
+          f"{min(ratios):.2f}x-{max(ratios):.2f}x), {statistics.median(epoch_ratios):.2f}x epochs/min; "
+          f"first generator step {statistics.median(startups):.1f}x sooner")
     return first
 
 
