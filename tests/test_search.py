@@ -42,6 +42,7 @@ def test_search_writes_every_trial_once_and_tells_optuna_the_truth(ray_local, tm
     assert len(rows) == 8 and len({r["trial_id"] for r in rows}) == 8
     assert [r["rank"] for r in rows] == list(range(1, 9)) and result.rows == rows
     assert {r["variant"] for r in rows} == {"fclswgan", "cosgan"}  # both variants tried (warm start)
+    assert {r["evaluator"] for r in rows} == {"reference+lazy_zsl"}  # the search default
     assert all(r["status"] in ("COMPLETE", "EARLY_STOPPED") for r in rows)
     assert rows[0]["H"] >= rows[-1]["H"] and rows[0]["H"] > 0
     # Every row says how long its trial took to reach its first generator step; with one worker
@@ -74,12 +75,15 @@ def test_lazy_zsl_scores_exactly_the_epochs_that_become_best_and_reports_the_sam
     import math
 
     from zsl_search.models import get_variant
-    from zsl_search.search._trainable import extras_above, trial_metrics
+    from zsl_search.search._trainable import evaluator_name, extras_above, trial_metrics
     from zsl_search.train import Trainer
 
     lazy_spec, full_spec = (parse_spec(tiny(tmp_path, runtime={"lazy_zsl": on})) for on in (True, False))
     assert extras_above(full_spec, []) is None
     assert extras_above(parse_spec(tiny(tmp_path, folds=2)), []) is None  # a fold mean: every epoch
+    # ... and each leaderboard row names the evaluator that scored it.
+    assert evaluator_name(lazy_spec) == "reference+lazy_zsl" and evaluator_name(full_spec) == "reference"
+    assert evaluator_name(parse_spec(tiny(tmp_path, folds=2))) == "reference"
     params = get_variant("cgan").make_params({"hidden": 128, "syn_num": 60, "cls_epochs": 8, "epochs": 8},
                                              dataset="demo")
     histories = {}

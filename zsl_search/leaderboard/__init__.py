@@ -12,7 +12,7 @@ Input row (one per trial) handed to `LeaderboardWriter.write`::
 
     {"trial_id": str, "search": str, "dataset": str, "protocol": str, "variant": str,
      "status": one of STATUSES, "error": str | None, "restarts": int, "epochs": int, "best_epoch": int,
-     "best_step": int, "schedule_steps": int, "cls_epochs": int, "selected_on_test": bool,
+     "best_step": int, "schedule_steps": int, "cls_epochs": int, "selected_on_test": bool, "evaluator": str,
      "H": float, "U": float, "S": float, "zsl_acc": float, "retrieval_map": float,
      "seconds": float, "startup_s": float | None, "seed": int, "node_id": str | None, "params": {name: value},
      "created_at": datetime | ISO str, "completed_order": int}

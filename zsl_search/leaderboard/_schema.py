@@ -51,7 +51,7 @@ _LAYOUT: tuple[tuple[str, str, bool], ...] = (
     ("epochs", "int64", True), ("best_epoch", "int64", True),
     ("best_step", "int64", True), ("schedule_steps", "int64", True), ("cls_epochs", "int64", True),
     ("cls_steps", "int64", True),
-    ("selected_on_test", "bool", True), ("status", "string", False),
+    ("selected_on_test", "bool", True), ("evaluator", "string", True), ("status", "string", False),
     ("error", "string", True), ("restarts", "int64", True),
     ("seconds", "float64", True), ("startup_s", "float64", True), ("seed", "int64", True),
     ("params", "", True),
@@ -63,7 +63,7 @@ _LAYOUT: tuple[tuple[str, str, bool], ...] = (
 _FLOATS = ("H", "U", "S", "zsl_acc", "retrieval_map", "seconds", "startup_s", *TEST_COLUMNS[:6])
 _INTS = ("epochs", "best_epoch", "best_step", "schedule_steps", "cls_epochs", "cls_steps", "restarts", "seed",
          "completed_order", "test_steps", "test_cls_steps")
-_STRINGS = ("dataset", "protocol", "node_id", "error")
+_STRINGS = ("dataset", "protocol", "node_id", "error", "evaluator")
 _DERIVED = ("rank", "pareto", "config_json")  # recomputed on every write
 _ALLOWED_KEYS = frozenset({
     "trial_id", "search", "variant", "status", "params", "created_at", "version", "test_seeds", "selected_on_test",

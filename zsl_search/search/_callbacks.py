@@ -22,6 +22,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 
 from ..errors import DataError, warn
+from ._trainable import evaluator_name
 
 __all__ = ["TrialLedger", "FatalErrorStopper", "StaleCheckpointRepair", "trial_row", "trial_count",
            "FINAL_STATUSES"]
@@ -46,7 +47,7 @@ def trial_row(*, trial_id: str, config: dict[str, Any], result: dict[str, Any], 
         "epochs": int(result["epoch"]), "best_epoch": int(result.get("best_epoch", 0)),
         "best_step": int(result.get("best_step", 0)), "schedule_steps": result.get("schedule_steps"),
         "cls_epochs": int(result.get("best_cls_epochs", 0)), "cls_steps": int(result.get("best_cls_steps", 0)),
-        "selected_on_test": spec.protocol == "test",
+        "selected_on_test": spec.protocol == "test", "evaluator": evaluator_name(spec),
         "H": float(result.get("best_H", 0.0)), "U": float(result.get("best_U", 0.0)),
         "S": float(result.get("best_S", 0.0)), "zsl_acc": float(result.get("best_zsl_acc", 0.0)),
         "retrieval_map": float(result.get("best_retrieval_map", 0.0)),

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_trial", "trial_params", "trial_metrics", "fold_splits", "report_epoch", "extras_above"]
+__all__ = ["run_trial", "trial_params", "trial_metrics", "fold_splits", "report_epoch", "extras_above",
+           "evaluator_name"]
 
 CHECKPOINT_FILE = "trainer-{fold}.pt"
 
@@ -145,6 +146,14 @@ def extras_above(spec: Any, history: list[dict[str, Any]]) -> float | None:
     if not spec.runtime.lazy_zsl or spec.folds > 1:
         return None
     return max((r["H"] for r in history if "H" in r), default=-1.0)
+
+
+def evaluator_name(spec: Any) -> str:
+    """Which evaluator scored a search's epochs, as its leaderboard rows say: ``reference`` (the
+    reference classifier protocol in full at every epoch) or ``reference+lazy_zsl`` (the same
+    GZSL classifier at every epoch, the ZSL classifier and retrieval only at epochs whose H beats
+    the trial's best so far: the row's values are the same, see `extras_above`)."""
+    return "reference" if extras_above(spec, []) is None else "reference+lazy_zsl"
 
 
 def _fold_mean(rows: tuple[dict[str, Any], ...]) -> dict[str, Any]:
