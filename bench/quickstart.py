@@ -9,7 +9,8 @@ epochs). Prints both and their ratio; exits 1 if either target is missed.
 With ``--baseline`` it also runs the same spec and seed with the throughput machinery off
 (every ``runtime`` switch false, `runtime_off`: today a fresh worker process and a freshly
 trained frozen classifier per trial, glibc's own reuse of freed memory, the ZSL classifier at
-every epoch; ``pack: 1``) and reports, as same-run ratios, trials finished per minute and the
+every epoch; ``pack: 1``) and reports, as same-run ratios, trials finished per minute (and
+epochs trained per minute: the two arms' paths through TPE and ASHA differ in length) and the
 median time from a trial's start to its first generator step; ``--rounds N`` repeats the pair,
 in alternating order, and prints the median ratio. Ray is then started, and the dataset
 cached, once before both searches, so that neither pays for them (as a search submitted to a
@@ -104,13 +105,13 @@ def _compare(spec, storage: str, rounds: int, pack: int | None) -> tuple[object,
             runs[kind] = _timed(spec, changes)
         (result, seconds), (base, base_seconds) = runs["new"], runs["baseline"]
         first = first or (result, seconds)
-        (rate, epochs, startup), (base_rate, base_epochs, base_startup) = (_throughput(result, seconds),
-                                                                           _throughput(base, base_seconds))
+        (rate, epoch_rate, startup), (base_rate, base_epoch_rate, base_startup) = (
+            _throughput(result, seconds), _throughput(base, base_seconds))
         ratios.append(rate / base_rate)
-        epoch_ratios.append(epochs / base_epochs)
+        epoch_ratios.append(epoch_rate / base_epoch_rate)
         startups.append(base_startup / startup)
         print(f"round {r + 1}: {rate:.1f} trials/min vs baseline {base_rate:.1f} ({ratios[-1]:.2f}x); "
-              f"{epochs:.0f} vs {base_epochs:.0f} epochs/min ({epoch_ratios[-1]:.2f}x); median time "
+              f"{epoch_rate:.0f} vs {base_epoch_rate:.0f} epochs/min ({epoch_ratios[-1]:.2f}x); median time "
               f"to first generator step {startup:.2f} s vs {base_startup:.2f} s ({startups[-1]:.1f}x shorter)")
         print(f"  new: {len(result.rows)} trials in {seconds:.0f} s, best H {result.rows[0]['H']:.4f}; baseline: "
               f"{len(base.rows)} trials in {base_seconds:.0f} s, best H {base.rows[0]['H']:.4f}")
