@@ -263,3 +263,39 @@ def test_mlp_wgan_gp_loss_second_backward_fails_instead_of_reading_reused_buffer
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_film_critic_wgan_gp_loss_is_autograds_double_backward(depth: int) -> None:
+    """FiLM-WGAN's written-out WGAN-GP loss (every FiLM placement, depths 1-4): in float64 its
+    value and every critic weight's gradient are autograd's double backward through the
+    textbook loss to 1e-10, and the variant's critic loss takes this path."""
+    from zsl_search.models import base
+
+    v = get_variant("filmwgan")
+    torch.manual_seed(depth)
+    gan = v.build(feat_dim=16, att_dim=6, n_seen=4, params=v.make_params({"hidden": 32, "film_depth": depth}))
+    critic = gan.critic.double()
+    with torch.no_grad():
+        for p in critic.parameters():  # non-zero biases, FiLM slopes on both sides of zero
+            p.normal_(0.0, 0.3)
+    real, fake, a, alpha = (torch.rand(8, n, dtype=torch.float64) for n in (16, 16, 6, 1))
+    params = list(critic.parameters())
+
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat, a).sum(), x_hat, create_graph=True)
+    want = critic(fake, a).mean() - critic(real, a).mean() + 7.0 * ((grad.norm(2, dim=1) - 1) ** 2).mean()
+    got = critic.wgan_gp_loss(real, fake, a, alpha, gp_lambda=7.0)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for name, g, w in zip([n for n, _ in critic.named_parameters()], torch.autograd.grad(2.5 * got, params),
+                          torch.autograd.grad(2.5 * want, params), strict=True):
+        # Some gradients are exactly 0: the score's bias (+1/B on fake rows, -1/B on real ones)
+        # and a FiLM beta whose shift reaches the score linearly. Every layer's and gamma's
+        # weights have one, so the comparison means something.
+        assert not (name.endswith("weight") and "beta" not in name and w.abs().sum() == 0), name
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12, msg=name)
+
+    batch = Batch(real=real, y=torch.zeros(8, dtype=torch.long), a=a, att=a[:4], rng=torch.Generator().manual_seed(0),
+                  progress=0.0)
+    assert type(gan.double().critic_loss(batch, fake).grad_fn).__name__ == "_FiLMPenaltyBackward"
+    assert base.wgan_gp_critic_loss  # the variant reaches it through the shared WGAN-GP loss

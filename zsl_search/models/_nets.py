@@ -113,7 +113,8 @@ def wgan_gp_critic_loss(
     """WGAN-GP critic loss: E[D(fake)] - E[D(real)] + lambda * E[(|grad D(x_hat)| - 1)^2].
 
     For the f-CLSWGAN `Critic` the loss and its weight gradients are written out
-    (`mlp_wgan_gp_loss`). Any other critic goes through autograd: fake and real rows in one
+    (`mlp_wgan_gp_loss`), and so for a critic with a method ``wgan_gp_loss(real, fake, a, alpha,
+    gp_lambda=...)`` (FiLM-WGAN's). Any other critic goes through autograd: fake and real rows in one
     call (for a critic that scores each row on its own, every critic here, that is the two
     calls' math with one weight gradient per layer instead of two summed), x_hat in its own,
     since its double backward would otherwise run over all the rows."""
@@ -123,6 +124,8 @@ def wgan_gp_critic_loss(
         first, last = critic.net[0], critic.net[2]
         return mlp_wgan_gp_loss(first.weight, first.bias, last.weight, last.bias, real, fake, a, alpha,
                                 gp_lambda=gp_lambda)
+    if hasattr(critic, "wgan_gp_loss"):
+        return critic.wgan_gp_loss(real, fake, a, alpha, gp_lambda=gp_lambda)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat, a).sum(), x_hat, create_graph=True)
     penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
