@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     needed = runs[current][2]
     for name, (sec, _, flops, table) in runs.items():
         print(f"{name}: {sec:.3f} s per generator step, {flops / 1e9:.1f} GFLOP counted; the {needed / 1e9:.1f} "
-              f"needed at {needed / sec / 1e9:.1f} GFLOP/s = {needed / sec / gemm:.0%} of GEMM")
+              f"needed at {needed / sec / 1e9:.1f} GFLOP/s = {needed / sec / gemm:.1%} of GEMM")
         print("  self CPU time: " + ", ".join(f"{k} {share:.0%}" for k, share in table))
     (base_s, base_losses, *_), *_, (new_s, new_losses, *_) = runs.values()
     worst = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12)
