@@ -233,7 +233,10 @@ class WGANGP(ConcatGAN):
 
     The critic must score each row on its own (no batch norm, no dropout): `wgan_gp_critic_loss`
     scores fake and real rows in one call. Use `leaky_relu` / `LeakyReLU` for its activations:
-    the gradient penalty then skips a zero second derivative."""
+    the gradient penalty then skips a zero second derivative. A critic may also write the loss
+    out itself, as a method ``wgan_gp_loss(real, fake, a, alpha, *, gp_lambda)`` that
+    `wgan_gp_critic_loss` then calls (FiLM-WGAN's does; test it against autograd's double
+    backward, as ``tests/test_models.py`` does)."""
 
     params: WGANParams
 
