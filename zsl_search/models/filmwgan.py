@@ -167,7 +167,7 @@ class _FiLMPenalty(torch.autograd.Function):
             dbs[k - 1] = dpre.sum(0)
             if k > 1:
                 dh = dpre @ ws[k - 1]
-        grads = [t for pair in zip(dws, dbs) for t in pair] + [t for k in film_at for t in dfilm[k]]
+        grads = [t for wb in zip(dws, dbs) for t in wb] + [t for k in film_at for t in dfilm[k]]
         return None, None, None, None, dw_out, db_out, *grads
 
 
