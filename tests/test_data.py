@@ -194,6 +194,16 @@ def test_synthetic_classes_are_learnable(demo):
         assert 3 / cls.size < acc < 0.99
 
 
+def test_synthesize_refuses_a_real_att_splits_and_a_file(tmp_path):
+    (tmp_path / "att_splits.mat").write_bytes(b"real attributes")  # an xlsa17 folder without features
+    with pytest.raises(DataError, match="att_splits.mat"):
+        synthesize(tmp_path)
+    assert (tmp_path / "att_splits.mat").read_bytes() == b"real attributes"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match="not a directory"):
+        synthesize(tmp_path / "afile")
+
+
 def test_synthesize_refuses_real_res101(tmp_path):
     (tmp_path / "res101.mat").write_bytes(b"real data")
     with pytest.raises(DataError, match="res101.mat"):

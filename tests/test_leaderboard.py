@@ -341,3 +341,20 @@ def test_s3_outage_spools_then_next_write_and_sync_pending_upload_everything(
     assert read_leaderboard(s3_root, "out-b").equals(rows_to_table(rows_b))
     assert pending_searches() == []
     assert {e["name"]: e["n_trials"] for e in list_searches(s3_root)}["out-b"] == len(rows_b)
+
+
+def test_reading_a_missing_folder_or_a_damaged_table_names_the_problem(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    with pytest.raises(StorageError, match="no such directory"):
+        list_searches(str(tmp_path / "typo"))
+    assert not (tmp_path / "typo").exists()
+    root = tmp_path / "res"
+    LeaderboardWriter(str(root), "srch").write(sample_rows())
+    parquet = root / "srch" / "leaderboard.parquet"
+    pq.write_table(pq.read_table(parquet).drop(["H"]), parquet)
+    with pytest.raises(LeaderboardError, match="no H column"):
+        read_rows(str(root), "srch")
+    parquet.unlink()  # still in the index: say the file is missing, not that the search is
+    with pytest.raises(SearchNotFound, match="leaderboard.parquet: missing, though search 'srch' is indexed"):
+        read_rows(str(root), "srch")

@@ -15,6 +15,7 @@ import yaml
 
 from zsl_search.data import load_xlsa, read_mat, synthesize, write_mat
 from zsl_search.leaderboard import read_rows
+from zsl_search.errors import SpecError
 from zsl_search.search import parse_spec, run_search
 
 
@@ -247,6 +248,21 @@ def test_run_refuses_a_missing_dataset_and_an_existing_search(tmp_path: Path) ->
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "search 'tiny' already exists" in r.stderr and "search resume tiny" in r.stderr
     assert (tmp_path / "res" / "tiny" / "spec.yaml").read_text() == "name: tiny\n"  # untouched
+
+
+def test_resume_refuses_a_search_saved_with_another_storage_before_starting_anything(tmp_path: Path) -> None:
+    from zsl_search.errors import ConfigError
+    from zsl_search.search import resume_search
+
+    moved = tmp_path / "moved"
+    (moved / "tiny").mkdir(parents=True)
+    (moved / "tiny" / "spec.yaml").write_text(yaml.safe_dump(tiny(tmp_path / "res")))  # where it ran
+    with pytest.raises(ConfigError, match=f"was started with storage {tmp_path / 'res'}; resume it from there"):
+        resume_search("tiny", storage=str(moved))
+    assert not (tmp_path / "res").exists() and sorted(p.name for p in (moved / "tiny").iterdir()) == ["spec.yaml"]
+    with pytest.raises(SpecError, match="spec.yaml: cannot read YAML"):
+        (moved / "tiny" / "spec.yaml").write_text("name: [")
+        resume_search("tiny", storage=str(moved))
 
 
 def test_the_driver_has_the_store_train_the_first_trials_frozen_classifier_before_they_start(

@@ -73,6 +73,10 @@ BAD = [
     ({"storage": "s3://"}, "storage: s3://: invalid bucket name ''"),
     ({"storage": "gs://bucket/zsl"}, "storage: gs://bucket/zsl: unsupported storage scheme 'gs'"),
     ({"pack": 0}, "pack: Input should be greater than or equal to 1"),
+    ({"space": {"fclswgan": {"hidden": {"choices": [256, "abc"]}}}}, "space.fclswgan.hidden: choices: hyperparameter 'hidden': 'abc'"),
+    ({"space": {"fclswgan": {"lr_g": {"low": 1e-4, "high": 1e-3, "log": "false"}}}},
+     "space.fclswgan.lr_g: log must be true or false (got 'false')"),
+    ({"dataset": {"path": "demo", "defaults": "PF06"}}, "dataset.defaults: no variant has defaults called 'PF06'"),
 ]
 
 
@@ -122,3 +126,15 @@ def test_cli_refuses_a_test_protocol_spec_without_the_opt_in_in_one_line(tmp_pat
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "select_on_test: true" in r.stderr
+
+
+def test_a_binary_spec_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(SpecError, match="not a text file"):
+        load_spec(path)
+
+
+def test_known_defaults_names_pass() -> None:
+    for name in ("pf60", "CUB", "reference"):
+        assert parse_spec({**copy.deepcopy(BASE), "dataset": {"path": "demo", "defaults": name}}).dataset.defaults == name

@@ -266,3 +266,16 @@ def test_s3_survives_server_restart(s3_server, s3_bucket: str, monkeypatch: pyte
     finally:
         s3_server.start()
     assert storage.read_bytes("k") == b"before"
+
+
+def test_open_existing_refuses_a_missing_directory_and_creates_nothing(tmp_path: Path) -> None:
+    from zsl_search.errors import StorageNotFound
+    from zsl_search.storage import open_existing
+
+    with pytest.raises(StorageNotFound, match="no such directory"):
+        open_existing(str(tmp_path / "typo" / "results"))
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StorageNotFound, match="is not a directory"):
+        open_existing(str(tmp_path / "afile"))
+    assert open_existing(str(tmp_path)).exists("nothing") is False

@@ -255,3 +255,16 @@ def test_training_does_not_import_torch_dynamo() -> None:
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == "False"
+
+
+def test_loading_what_is_not_a_checkpoint_is_one_clear_error(demo_split, tmp_path: Path) -> None:
+    from zsl_search.errors import ConfigError
+
+    trainer = Trainer(demo_split, variant="cgan", params=get_variant("cgan").make_params({"epochs": 1}), seed=0)
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    for path, message in ((tmp_path / "notes.txt", "not a zsl-search checkpoint"),
+                          (tmp_path / "other.pt", "not a zsl-search checkpoint"), (tmp_path, "is a directory")):
+        with pytest.raises(ConfigError, match=message):
+            trainer.load(path)
+    assert (tmp_path / "notes.txt").read_text() == "not a checkpoint"

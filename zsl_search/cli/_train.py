@@ -49,7 +49,7 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from .._memory import reuse_freed_memory
     from ..data import load_xlsa, make_split
-    from ..models import get_variant
+    from ..models import check_defaults_name, get_variant
     from ..train import train
 
     reuse_freed_memory()
@@ -62,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["epochs"] = args.epochs
     if args.eval_every < 1:
         raise ConfigError("--eval-every must be >= 1")
-    # Validate the hyperparameters before touching the data: a typo fails in milliseconds.
+    # Validate the hyperparameters and paths before touching the data: a typo fails in milliseconds.
     variant.make_params(overrides)
+    check_defaults_name(args.defaults, where="--defaults")
+    if args.checkpoint is not None and args.checkpoint.is_dir():
+        raise ConfigError(f"--checkpoint {args.checkpoint}: is a directory; name a file, e.g. {args.checkpoint / 'run.pt'}")
+    if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():
+        raise ConfigError(f"--logdir {args.logdir}: is a file; TensorBoard writes a directory of event files")
     ds = load_xlsa(args.data, semantics=args.semantics, defaults=args.defaults)
     params = variant.make_params(overrides, dataset=ds.defaults)
     split = make_split(ds, args.protocol, seed=args.seed, preprocess=args.preprocess)

@@ -48,8 +48,8 @@ def synthesize(out_dir: str | Path, *, preset: str = "demo", like: str | None = 
     Returns:
         out_dir as a Path.
     Raises:
-        ConfigError: bad preset/arguments. DataError: unreadable att_file, or out_dir holds a
-            non-synthetic res101.mat.
+        ConfigError: bad preset/arguments. DataError: unreadable att_file, out_dir is a file, or
+            it holds a res101.mat or att_splits.mat that this function did not write.
     """
     out = Path(out_dir)
     if preset not in PRESETS:
@@ -60,9 +60,12 @@ def synthesize(out_dir: str | Path, *, preset: str = "demo", like: str | None = 
         raise ConfigError(f"scale={scale!r} must be > 0 (and <= 1 for preset 'like')")
     if feat_dim is not None and feat_dim < 1:
         raise ConfigError(f"feat_dim={feat_dim!r} must be a positive integer")
-    if (out / "res101.mat").exists() and not (out / _MARKER).exists():
-        raise DataError(f"{out / 'res101.mat'}: exists and is not a zsl-search synthetic file; "
-                        f"choose another out_dir or remove it yourself")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a directory; choose another out_dir")
+    for name in ("res101.mat", "att_splits.mat"):  # a real xlsa17 set may hold att_splits.mat alone
+        if (out / name).exists() and not (out / _MARKER).exists():
+            raise DataError(f"{out / name}: exists and is not a zsl-search synthetic file; "
+                            f"choose another out_dir or remove it yourself")
     rng = np.random.default_rng(seed)
     if preset == "demo":
         att, names, labels, locs = _demo_layout(rng, scale)

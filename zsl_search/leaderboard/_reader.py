@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaderboardError, SearchNotFound, StorageError, StorageNotFound
-from ..storage import Storage, open_storage
+from ..storage import Storage, open_existing
 from ._keys import INDEX_PREFIX, check_search, leaderboard_key
 from ._schema import table_to_rows
 
@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["read_leaderboard", "read_rows", "list_searches", "load_table", "search_names"]
+
+
+# What every leaderboard ever written holds; a table without them was not written here.
+_CORE_COLUMNS = ("trial_id", "variant", "status", "H")
 
 
 def search_names(results: Storage) -> list[str]:
@@ -26,7 +30,10 @@ def _not_found(results: Storage, search: str) -> SearchNotFound:
         names = search_names(results)
         there = f"searches there: {', '.join(names)}" if names else "no searches there yet; check the storage URI"
     except StorageError:
-        there = "the index could not be listed either; check the storage URI"
+        names, there = [], "the index could not be listed either; check the storage URI"
+    if search in names:  # indexed, but its table is gone
+        return SearchNotFound(f"{results.join(leaderboard_key(search, 'parquet'))}: missing, though search {search!r} "
+                              "is indexed there; restore it (from the .csv beside it, if any) or rerun the search")
     return SearchNotFound(f"no search {search!r} under {results.uri}; {there}")
 
 
@@ -49,12 +56,17 @@ def load_table(results: Storage, search: str) -> pa.Table | None:
         # One thread, no pre-buffering: a leaderboard is small, and Arrow's thread pools can
         # abort a short-lived CLI process at exit ("terminate called without an active exception",
         # apache/arrow#34314).
-        return pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
+        table = pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
     except (pa.ArrowException, OSError) as e:
         raise LeaderboardError(
             f"{results.join(key)}: not a readable Parquet leaderboard ({type(e).__name__}); delete it and "
             "rewrite the search's results, or restore it from the .csv beside it"
         ) from e
+    missing = [c for c in _CORE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise LeaderboardError(f"{results.join(key)}: not a zsl-search leaderboard (no {', '.join(missing)} column); "
+                               "restore it from the .csv beside it, or rerun the search")
+    return table
 
 
 def read_leaderboard(storage_uri: str, search: str) -> pa.Table:
@@ -69,7 +81,7 @@ def read_leaderboard(storage_uri: str, search: str) -> pa.Table:
         StorageError: the storage cannot be read.
         LeaderboardError: the search name is invalid or the stored file is unreadable.
     """
-    results = open_storage(storage_uri)
+    results = open_existing(storage_uri)
     table = load_table(results, search)
     if table is None:
         raise _not_found(results, search)
@@ -95,7 +107,7 @@ def list_searches(storage_uri: str) -> list[dict[str, Any]]:
         StorageError: the storage cannot be read.
         LeaderboardError: an index entry is corrupt (the message names it).
     """
-    results = open_storage(storage_uri)
+    results = open_existing(storage_uri)
     entries = []
     for name in search_names(results):
         key = f"{INDEX_PREFIX}{name}.json"

@@ -20,7 +20,7 @@ Example:
     >>> params = v.make_params({"lr_g": "2e-4"}, dataset="CUB")
 """
 
-from ._registry import Variant, get_variant, load_plugins, register, variant_names
+from ._registry import Variant, check_defaults_name, defaults_names, get_variant, load_plugins, register, variant_names
 from ._space import Categorical, Distribution, Float, Int
 from .base import GAN, WGANGP, Batch, CommonParams, ConcatGAN, WGANParams
 
@@ -35,6 +35,8 @@ __all__ = [
     "get_variant",
     "register",
     "variant_names",
+    "defaults_names",
+    "check_defaults_name",
     "load_plugins",
     "Categorical",
     "Distribution",

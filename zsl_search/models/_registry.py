@@ -135,6 +135,22 @@ def variant_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def defaults_names() -> list[str]:
+    """Names of the per-dataset default sets some registered variant has (e.g. ``CUB``, ``PF60``),
+    sorted: what ``dataset.defaults`` and ``--defaults`` may name, besides ``reference``."""
+    _load_builtin_variants()
+    return sorted({key for v in _REGISTRY.values() for key in v.dataset_defaults})
+
+
+def check_defaults_name(name: str | None, *, where: str) -> None:
+    """Raise `ConfigError` naming ``where`` when ``name`` is set but no variant has defaults by it
+    (a typo would otherwise train silently with the reference defaults)."""
+    if name is None or name.upper() == "REFERENCE" or name.upper() in defaults_names():
+        return
+    raise ConfigError(f"{where}: no variant has defaults called {name!r}; use one of "
+                      f"{', '.join(defaults_names())}, or 'reference'")
+
+
 def get_variant(name: str) -> Variant:
     """The registered variant called ``name``. Raises `ConfigError` listing the valid names."""
     _load_builtin_variants()

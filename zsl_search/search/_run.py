@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ..errors import DataError, SearchExists, SearchNotFound, StorageError, warn
+from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
 from .._ray import init_ray as _init_ray
 from ._spec import SearchSpec, parse_spec
 
@@ -345,8 +346,14 @@ def _restored_tuner(experiment: str, trainable: Any, fs: Any, *, callbacks: list
     from ray import tune
 
     # ERROR trials stay ERROR (they were retried once already); interrupted ones continue.
-    tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False,
-                               storage_filesystem=fs)
+    try:
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False,
+                                   storage_filesystem=fs)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as e:
+        # A damaged tuner.pkl (or one from another Ray): name it rather than print Ray's traceback.
+        raise StorageError(f"{experiment}/tuner.pkl: cannot restore the search's Tune state ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); restore the file from a copy, "
+                           "or start a new search with --name NEW-NAME (the leaderboard so far stays)") from None
     # Tune.restore brings back the callbacks and stopper pickled when the search started; this
     # driver must read the ledger it runs with. There is no public setter, so swap them in the
     # restored run config (read by `fit`).
@@ -440,19 +447,52 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def resume_search(name: str, *, storage: str, address: str | None = None, progress: bool = True) -> SearchResult:
-    """Continue an interrupted search from its Tune checkpoint in ``storage``."""
+    """Continue an interrupted search from its Tune checkpoint in ``storage``.
+
+    Raises:
+        SearchNotFound: no search ``name`` under ``storage``.
+        ConfigError: the search was started with another storage (the folder was moved or
+            copied, or a relative storage is resumed from another directory): its Tune state
+            and Optuna journal name that place, so resuming here would write there.
+    """
+    from ..storage import is_remote
+
     spec = load_saved_spec(storage, name)
+    if not _same_storage(spec.storage, storage):
+        relative = not is_remote(spec.storage) and not Path(spec.storage).expanduser().is_absolute()
+        raise ConfigError(
+            f"search {name!r} under {storage} was started with storage {spec.storage}"
+            f"{' (relative to the directory it ran in)' if relative else ''}; resume it from there "
+            f"(zsl-search search resume {name} --storage {spec.storage}): a moved or copied results folder "
+            "cannot be resumed, since its Tune state and Optuna journal name the old place (its leaderboard "
+            "reads anywhere)")
     return run_search(spec, address=address, resume=True, progress=progress)
 
 
-def load_saved_spec(storage: str, name: str) -> SearchSpec:
-    from ..storage import StorageNotFound, open_storage
+def _same_storage(a: str, b: str) -> bool:
+    """Whether two storage URIs name the same place (local paths resolved against this directory)."""
+    from ..storage import is_remote
 
+    if is_remote(a) or is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+
+    def local(uri: str) -> Path:
+        return Path(uri[len("file://"):] if uri.lower().startswith("file://") else uri).expanduser().resolve()
+
+    return local(a) == local(b)
+
+
+def load_saved_spec(storage: str, name: str) -> SearchSpec:
+    from ..storage import StorageNotFound, open_existing
+
+    results = open_existing(storage)
     try:
-        data = yaml.safe_load(open_storage(storage).read_bytes(f"{name}/{SPEC_FILE}"))
+        data = yaml.safe_load(results.read_bytes(f"{name}/{SPEC_FILE}"))
     except StorageNotFound:
         raise SearchNotFound(f"no search {name!r} under {storage}: {name}/{SPEC_FILE} not found; "
                              "check --storage and the name") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], f"{storage}/{name}/{SPEC_FILE}") from None
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")
 
 

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ..errors import ConfigError, SpecError, StorageError
-from ..models import Categorical, Distribution, Float, Int, get_variant, variant_names
+from ..models import Categorical, Distribution, Float, Int, check_defaults_name, get_variant, variant_names
 from ..storage import check_uri
 from ._factories import SAMPLERS, SCHEDULERS
 
@@ -181,9 +181,18 @@ def _resolve(variant: str, entries: dict[str, tuple[Any, str]], problems: list[s
                 if not isinstance(choices, list) or not choices:
                     bad(where, name, "choices must be a non-empty list")
                     continue
+                try:  # each choice must be a value of the hyperparameter's type, as a fixed value is
+                    for choice in choices:
+                        v.make_params({name: choice})
+                except ConfigError as e:
+                    bad(where, name, f"choices: {e}")
+                    continue
                 dists[name] = Categorical(tuple(choices))
             elif {"low", "high"} <= keys <= {"low", "high", "log"}:
-                low, high, log = entry["low"], entry["high"], bool(entry.get("log", False))
+                low, high, log = entry["low"], entry["high"], entry.get("log", False)
+                if not isinstance(log, bool):
+                    bad(where, name, f"log must be true or false (got {log!r})")
+                    continue
                 if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
                     bad(where, name, "low and high must be numbers")
                     continue
@@ -248,6 +257,10 @@ def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
         space = _resolve(variant, spec._entries(variant), problems)
         if len(problems) == before:
             spec._spaces[variant] = space  # resolved once, here
+    try:
+        check_defaults_name(spec.dataset.defaults, where="dataset.defaults")
+    except ConfigError as e:
+        problems.append(str(e))
     if spec.protocol == "test" and not spec.select_on_test:
         problems.append("protocol: 'test' chooses hyperparameters, epochs and classifier epochs on the TEST split; "
                         "use protocol: validation (then `zsl-search finalize`), or set select_on_test: true "
@@ -301,4 +314,6 @@ def load_spec(path: str | Path) -> SearchSpec:
         raise SpecError([f"file not found: {path}"], str(path)) from None
     except (OSError, yaml.YAMLError) as e:
         raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], str(path)) from None
+    except UnicodeDecodeError:
+        raise SpecError(["not a text file (not UTF-8); a spec is a YAML file"], str(path)) from None
     return parse_spec(data, source=str(path))

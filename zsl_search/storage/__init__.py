@@ -8,6 +8,7 @@ nothing outside this package looks at schemes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StorageError, StorageNotFound
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     import pyarrow.fs
 
 __all__ = ["Storage", "StorageNotFound", "LocalStorage", "S3Storage", "BACKENDS", "register_backend", "backend_for",
-           "open_storage", "check_uri", "is_remote", "pyarrow_filesystem"]
+           "open_storage", "open_existing", "check_uri", "is_remote", "pyarrow_filesystem"]
 
 BACKENDS: dict[str, type[Storage]] = {"": LocalStorage, "file": LocalStorage, "s3": S3Storage}
 """URI scheme (lower case; ``""`` for a plain path) -> the backend that serves it."""
@@ -57,6 +58,23 @@ def open_storage(uri: str) -> Storage:
         StorageError: the URI has an unsupported scheme, or the local directory cannot be created.
     """
     return backend_for(uri)(uri)
+
+
+def open_existing(uri: str) -> Storage:
+    """`open_storage` for reading what is already there: a local directory that does not exist
+    is an error (a mistyped path), not a new empty storage.
+
+    Raises:
+        StorageNotFound: ``uri`` is a local path with no directory there.
+        StorageError: as `open_storage`.
+    """
+    backend = backend_for(uri)
+    if not backend.remote:
+        path = Path(uri[len("file://"):] if uri.lower().startswith("file://") else uri).expanduser()
+        if not path.is_dir():
+            what = "is not a directory" if path.exists() else "no such directory"
+            raise StorageNotFound(f"{uri}: {what}; check the results path")
+    return backend(uri)
 
 
 def check_uri(uri: str) -> None:

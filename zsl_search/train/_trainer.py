@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -272,7 +273,17 @@ class Trainer:
         Everything is read onto the CPU: `load_state_dict` then copies weights and optimizer
         state to the parameters' device, while ``Generator.set_state`` accepts only a CPU
         ByteTensor, so a state mapped to CUDA would make every resume on a GPU fail."""
-        self.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=False))
+        path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory; a checkpoint is a file (e.g. run.pt)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError) as e:
+            raise ConfigError(f"{path}: not a zsl-search checkpoint ({type(e).__name__}); name another file, "
+                              "or delete this one to start afresh") from None
+        if not isinstance(state, dict) or "variant" not in state:
+            raise ConfigError(f"{path}: not a zsl-search checkpoint; name another file, or delete this one to start afresh")
+        self.load_state_dict(state)
 
 
 def _rng_state(saved: bytes | torch.Tensor) -> torch.Tensor:
