@@ -358,3 +358,19 @@ def test_reading_a_missing_folder_or_a_damaged_table_names_the_problem(tmp_path:
     parquet.unlink()  # still in the index: say the file is missing, not that the search is
     with pytest.raises(SearchNotFound, match="leaderboard.parquet: missing, though search 'srch' is indexed"):
         read_rows(str(root), "srch")
+
+
+def test_cli_show_names_a_missing_folder_and_an_absent_variant(tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+
+    root = tmp_path / "res"
+    rows = sample_rows()
+    LeaderboardWriter(str(root), "srch").write(rows)
+    assert main(["leaderboard", "show", str(tmp_path / "rse")]) == 2
+    assert "rse: no such directory" in capsys.readouterr().err and not (tmp_path / "rse").exists()
+    assert main(["leaderboard", "show", str(root), "--search", "srch", "--variant", "stylegan"]) == 2
+    err = capsys.readouterr().err
+    assert "--variant stylegan: search 'srch' has no rows of it; its variants: " in err
+    present = sorted({r["variant"] for r in rows})
+    assert main(["leaderboard", "show", str(root), "--search", "srch", "--variant", present[0]]) == 0
+    assert present[0] in capsys.readouterr().out

@@ -49,7 +49,12 @@ def run_show(args: argparse.Namespace) -> int:
                 print(f"{s['name']:28} {str(s.get('dataset')):10} {str(s.get('protocol')):10} {s.get('n_trials', 0):>6} "
                       f"{(s.get('best_H') or 0.0):7.4f} {s.get('best_variant') or '-'}")
         return 0
-    print(format_rows(read_rows(args.uri, args.search), fmt=args.fmt, top=args.top, variant=args.variant), end="")
+    rows = read_rows(args.uri, args.search)
+    present = sorted({r["variant"] for r in rows})
+    if args.variant is not None and rows and args.variant not in present:
+        raise ConfigError(f"--variant {args.variant}: search {args.search!r} has no rows of it; "
+                          f"its variants: {', '.join(present)}")
+    print(format_rows(rows, fmt=args.fmt, top=args.top, variant=args.variant), end="")
     return 0
 
 
