@@ -73,6 +73,7 @@ BAD = [
     ({"storage": "s3://"}, "storage: s3://: invalid bucket name ''"),
     ({"storage": "gs://bucket/zsl"}, "storage: gs://bucket/zsl: unsupported storage scheme 'gs'"),
     ({"pack": 0}, "pack: Input should be greater than or equal to 1"),
+    ({"budget": {"trials": True, "max_epochs": 3}}, "budget.trials: Input should be a valid integer (got True)"),
     ({"space": {"fclswgan": {"hidden": {"choices": [256, "abc"]}}}}, "space.fclswgan.hidden: choices: hyperparameter 'hidden': 'abc'"),
     ({"space": {"fclswgan": {"lr_g": {"low": 1e-4, "high": 1e-3, "log": "false"}}}},
      "space.fclswgan.lr_g: log must be true or false (got 'false')"),

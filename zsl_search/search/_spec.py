@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, field_validator
 
 from ..errors import ConfigError, SpecError, StorageError
 from ..models import Categorical, Distribution, Float, Int, check_defaults_name, get_variant, variant_names
@@ -51,9 +51,9 @@ class DatasetSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    trials: int = Field(ge=1)
-    max_epochs: int = Field(ge=1)
-    grace_epochs: int = Field(default=1, ge=1)
+    trials: StrictInt = Field(ge=1)
+    max_epochs: StrictInt = Field(ge=1)
+    grace_epochs: StrictInt = Field(default=1, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
 
 
@@ -96,7 +96,7 @@ class SearchSpec(_Strict):
     select_on_test: bool = False
     # Validation class folds: each trial trains one GAN per fold (k times the cost) and is
     # scored by the mean H, so a few validation classes cannot decide the ranking alone.
-    folds: int = Field(default=1, ge=1, le=10)
+    folds: StrictInt = Field(default=1, ge=1, le=10)
     variants: list[str] = Field(min_length=1)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
     budget: BudgetSpec
@@ -105,13 +105,13 @@ class SearchSpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     storage: str = "./zsl-results"
-    max_concurrent: int = Field(default=2, ge=1)  # Tune trials at once (a pack is one)
+    max_concurrent: StrictInt = Field(default=2, ge=1)  # Tune trials at once (a pack is one)
     # Up to `pack` trials of one variant and network shape train as ONE fused model (one Tune
     # trial, one Optuna trial and leaderboard row per member); 1 = one model per trial.
-    pack: int = Field(default=1, ge=1, le=64)
+    pack: StrictInt = Field(default=1, ge=1, le=64)
     seed: int = 0
     device: str = "auto"
-    eval_every: int = Field(default=1, ge=1)
+    eval_every: StrictInt = Field(default=1, ge=1)
     warm_start: bool = True  # first trial of each variant = its reference defaults
 
     _spaces: dict[str, VariantSpace] = PrivateAttr(default_factory=dict)
