@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 
-from .evaluator import PF60
+from .evaluator import PF60, pf60_missing
 
 _GAMMAS = [round(-6 + 0.25 * i, 2) for i in range(49)]  # -6 .. 6: logits here are O(1-10)
 _CLS_EPOCHS = 25
@@ -85,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="fclswgan")
     args = parser.parse_args(argv)
     if PF60 is None:
-        print("bench.calibration: the PF60 feature set (../shared/data/real/PF60) is not on this machine",
-              file=sys.stderr)
-        return 2
+        return pf60_missing("bench.calibration")
     torch.set_num_threads(1)
     ds = load_xlsa(PF60)
     every, last = range(_CLS_EPOCHS), [_CLS_EPOCHS - 1]

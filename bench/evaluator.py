@@ -38,6 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PF60 = next((p for p in (ROOT.parent / "shared/data/real/PF60", Path("/work/shared/data/real/PF60"))
              if (p / "res101.mat").is_file()), None)
 
+
+def pf60_missing(bench: str) -> int:
+    """What a PF60 benchmark does without the feature set: say so on stderr and return 2."""
+    print(f"{bench}: the PF60 feature set (../shared/data/real/PF60) is not on this machine", file=sys.stderr)
+    return 2
+
 SEARCH = "search: reference, ZSL at new best H"
 # name -> evaluate_gzsl keyword arguments (the reference is the default call); "lazy" marks the
 # candidate whose ZSL and retrieval run only above its trial's best H so far.

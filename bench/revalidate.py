@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 
-from .evaluator import PF60, ROOT
+from .evaluator import PF60, pf60_missing, ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler-seed", type=int, default=0)
     args = parser.parse_args(argv)
     if PF60 is None:
-        print("bench.revalidate: the PF60 feature set (../shared/data/real/PF60) is not on this machine",
-              file=sys.stderr)
-        return 2
+        return pf60_missing("bench.revalidate")
     torch.set_num_threads(1)
     storage = tempfile.mkdtemp(prefix="bench-revalidate-")
     spec = load_spec(ROOT / "experiments" / "pf60.yaml").override(

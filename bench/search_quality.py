@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from .evaluator import PF60, ROOT
+from .evaluator import PF60, pf60_missing, ROOT
 from .quickstart import runtime_off
 
 ARMS = {
@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=None, help="results directory (default: a temporary one)")
     args = parser.parse_args(argv)
     if PF60 is None:
-        print("bench.search_quality: the PF60 feature set (../shared/data/real/PF60) is not on this machine",
-              file=sys.stderr)
-        return 2
+        return pf60_missing("bench.search_quality")
     spec = load_spec(args.spec)
     spec = spec.override({"dataset.path": str(PF60), "budget.trials": args.trials, "budget.max_epochs": args.epochs,
                           "budget.grace_epochs": min(spec.budget.grace_epochs, args.epochs)})
