@@ -63,7 +63,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     print(f"{args.spec}: valid ({len(spec.variants)} variant(s), {spec.budget.trials} trials x "
-          f"{spec.budget.max_epochs} epochs, {spec.scheduler}, {spec.sampler.name}, storage {spec.storage})")
+          f"{spec.budget.max_epochs} epochs, {spec.scheduler}, {spec.sampler.name}, storage {spec.storage}); "
+          "the dataset is read when the search runs (`zsl-search data info DIR` checks one now)")
     return 0
 
 
