@@ -455,11 +455,11 @@ def resume_search(name: str, *, storage: str, address: str | None = None, progre
             copied, or a relative storage is resumed from another directory): its Tune state
             and Optuna journal name that place, so resuming here would write there.
     """
-    from ..storage import is_remote
+    from ..storage import backend_for, same_place
 
     spec = load_saved_spec(storage, name)
-    if not _same_storage(spec.storage, storage):
-        relative = not is_remote(spec.storage) and not Path(spec.storage).expanduser().is_absolute()
+    if not same_place(spec.storage, storage):
+        relative = not backend_for(spec.storage).is_absolute(spec.storage)
         raise ConfigError(
             f"search {name!r} under {storage} was started with storage {spec.storage}"
             f"{' (relative to the directory it ran in)' if relative else ''}; resume it from there "
@@ -467,19 +467,6 @@ def resume_search(name: str, *, storage: str, address: str | None = None, progre
             "cannot be resumed, since its Tune state and Optuna journal name the old place (its leaderboard "
             "reads anywhere)")
     return run_search(spec, address=address, resume=True, progress=progress)
-
-
-def _same_storage(a: str, b: str) -> bool:
-    """Whether two storage URIs name the same place (local paths resolved against this directory)."""
-    from ..storage import is_remote
-
-    if is_remote(a) or is_remote(b):
-        return a.rstrip("/") == b.rstrip("/")
-
-    def local(uri: str) -> Path:
-        return Path(uri[len("file://"):] if uri.lower().startswith("file://") else uri).expanduser().resolve()
-
-    return local(a) == local(b)
 
 
 def load_saved_spec(storage: str, name: str) -> SearchSpec:

@@ -8,19 +8,18 @@ nothing outside this package looks at schemes.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StorageError, StorageNotFound
 from ._base import Storage, scheme_of
-from ._local import LocalStorage
+from ._local import LocalStorage, _path_of
 from ._s3 import S3Storage
 
 if TYPE_CHECKING:
     import pyarrow.fs
 
 __all__ = ["Storage", "StorageNotFound", "LocalStorage", "S3Storage", "BACKENDS", "register_backend", "backend_for",
-           "open_storage", "open_existing", "check_uri", "is_remote", "pyarrow_filesystem"]
+           "open_storage", "open_existing", "same_place", "check_uri", "is_remote", "pyarrow_filesystem"]
 
 BACKENDS: dict[str, type[Storage]] = {"": LocalStorage, "file": LocalStorage, "s3": S3Storage}
 """URI scheme (lower case; ``""`` for a plain path) -> the backend that serves it."""
@@ -70,11 +69,19 @@ def open_existing(uri: str) -> Storage:
     """
     backend = backend_for(uri)
     if not backend.remote:
-        path = Path(uri[len("file://"):] if uri.lower().startswith("file://") else uri).expanduser()
+        path = _path_of(uri)
         if not path.is_dir():
             what = "is not a directory" if path.exists() else "no such directory"
             raise StorageNotFound(f"{uri}: {what}; check the results path")
     return backend(uri)
+
+
+def same_place(a: str, b: str) -> bool:
+    """Whether two storage URIs name the same place: local paths resolved against this
+    directory (``./res``, ``res/`` and ``file:///abs/res`` may agree), remote ones as written."""
+    if is_remote(a) or is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return _path_of(a).resolve() == _path_of(b).resolve()
 
 
 def check_uri(uri: str) -> None:
