@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from zsl_search.data import load_xlsa, read_mat, synthesize, write_mat
-from zsl_search.leaderboard import read_rows
 from zsl_search.errors import SpecError
+from zsl_search.leaderboard import read_rows
 from zsl_search.search import parse_spec, run_search
 
 
@@ -260,8 +260,8 @@ def test_resume_refuses_a_search_saved_with_another_storage_before_starting_anyt
     with pytest.raises(ConfigError, match=f"was started with storage {tmp_path / 'res'}; resume it from there"):
         resume_search("tiny", storage=str(moved))
     assert not (tmp_path / "res").exists() and sorted(p.name for p in (moved / "tiny").iterdir()) == ["spec.yaml"]
+    (moved / "tiny" / "spec.yaml").write_text("name: [")
     with pytest.raises(SpecError, match="spec.yaml: cannot read YAML"):
-        (moved / "tiny" / "spec.yaml").write_text("name: [")
         resume_search("tiny", storage=str(moved))
 
 
