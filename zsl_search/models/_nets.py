@@ -163,7 +163,9 @@ def _in_out(w: torch.Tensor) -> torch.Tensor:
 class _MLPGradientPenalty(torch.autograd.Function):
     # Layouts: solo weights are (out, in) and multiply as x @ w.T; stacked ones are (K, in, out)
     # and multiply as x @ w (bmm): each side makes the calls autograd made for it before, so a
-    # pack member's numbers stay its solo run's. Rows: fake, real (the score's 2B), x_hat (B).
+    # pack member's numbers stay its solo run's (bit for bit where the BLAS rounds a bmm as the
+    # mm, as MKL does on Intel CPUs; an ulp apart elsewhere). Rows: fake, real (the score's 2B),
+    # x_hat (B).
     # The two (.., 3B, .) buffers are reused rather than concatenated: ``xa`` (the inputs) holds
     # the weight gradient's columns in backward, ``rows`` the hidden-layer gradients, then w2's.
     # Both belong to this call alone, so backward may overwrite them (a second backward through
@@ -211,8 +213,8 @@ class _MLPGradientPenalty(torch.autograd.Function):
         dw1 = cols.mT @ rows if stacked else rows.t() @ cols
         # Stacked, the biases' gradients keep the member dim's (K, 1, out) layout.
         db1, db2 = dpre_s.sum(dim=-2, keepdim=stacked), dscore.sum(dim=-2, keepdim=stacked)
-        # w2's as a sum over rows, not a matrix-vector product: mm and bmm round those
-        # differently. Its rows go where dw1's were, now read.
+        # w2's as a sum over rows, not a matrix-vector product, which mm and bmm round further
+        # apart. Its rows go where dw1's were, now read.
         torch.mul(h_s, dscore, out=rows[..., : 2 * b, :])
         torch.mul(dgp_pre, slope, out=rows[..., 2 * b :, :])
         dw2 = rows.sum(dim=-2, keepdim=True)  # (.., 1, H)
