@@ -164,8 +164,8 @@ class _MLPGradientPenalty(torch.autograd.Function):
     # Layouts: solo weights are (out, in) and multiply as x @ w.T; stacked ones are (K, in, out)
     # and multiply as x @ w (bmm): each side makes the calls autograd made for it before, so a
     # pack member's numbers stay its solo run's (bit for bit where the BLAS rounds a bmm as the
-    # mm, as MKL does on Intel CPUs; an ulp apart elsewhere). Rows: fake, real (the score's 2B),
-    # x_hat (B).
+    # mm, as MKL does on the Intel Xeons here; an ulp apart elsewhere). Rows: fake, real (the
+    # score's 2B), x_hat (B).
     # The two (.., 3B, .) buffers are reused rather than concatenated: ``xa`` (the inputs) holds
     # the weight gradient's columns in backward, ``rows`` the hidden-layer gradients, then w2's.
     # Both belong to this call alone, so backward may overwrite them (a second backward through
