@@ -163,10 +163,9 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
               file=sys.stderr, flush=True)
     if not resume:
         _claim_name(spec)
-    ledger = _ledger(spec, dataset=info["name"], resume=resume, progress=progress)
     journal = _journal_path(spec.storage, spec.name, cache_dir)
-    feature_stores = _fit(spec, source, ledger, journal, address=address, resume=resume, cache_dir=cache_dir,
-                          defaults=info["defaults"])
+    ledger, feature_stores = _fit(spec, source, journal, address=address, resume=resume, cache_dir=cache_dir,
+                                  info=info, progress=progress)
     return _reconcile(spec, ledger, journal, cache_dir=cache_dir, feature_stores=feature_stores,
                       seconds=time.perf_counter() - start)
 
@@ -183,33 +182,41 @@ def _ledger(spec: SearchSpec, *, dataset: str, resume: bool, progress: bool) -> 
                        echo=stderr_echo if progress else None)
 
 
-def _fit(spec: SearchSpec, source: Any, ledger: Any, journal: Path, *, address: str | None, resume: bool,
-         cache_dir: Path, defaults: str) -> list[str]:
+def _fit(spec: SearchSpec, source: Any, journal: Path, *, address: str | None, resume: bool, cache_dir: Path,
+         info: dict[str, Any], progress: bool) -> tuple[Any, list[str]]:
     """Start (or join) Ray and run the Tune experiment until it ends, however it ends; returns
-    the feature-store actors that served it."""
+    the driver's `TrialLedger` and the feature-store actors that served the search."""
     from ..store import release_stores
 
+    def ledger_() -> Any:
+        return _ledger(spec, dataset=info["name"], resume=resume, progress=progress)
+
     storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
-    feature_stores: list[str] = []
+    defaults = info["defaults"]
+    ledger, feature_stores = None, []
     try:
         _init_ray(address)  # first: Ray installs signal handlers of its own, ours go on top
         with _graceful_signals(), _quiet_tune_logs():
             try:
+                # The store before the ledger: its process starts and loads the dataset while
+                # this one imports Tune (the ledger's first import of it), not after.
                 _prewarm_store(source, spec, cache_dir, defaults=defaults)
+                ledger = ledger_()
                 tuner = _tuner(spec, source, experiment, storage_path, fs, journal, ledger=ledger, resume=resume,
                                cache_dir=cache_dir, defaults=defaults)
                 tuner.fit()
             finally:
                 feature_stores = release_stores(spec.name)
     except KeyboardInterrupt:  # a second Ctrl-C stops Tune at once (its last saved state stands), or
-        ledger.interrupted = True  # one before Tune started: `search resume` starts the search then
+        ledger = ledger or ledger_()  # one before Tune started: `search resume` starts the search then
+        ledger.interrupted = True
     except OSError as e:
         # Tune re-reads the experiment from storage at the very end; if the storage went away
         # mid-search the trials still ran and their rows are with the leaderboard writer.
-        if not ledger.ended:
+        if ledger is None or not ledger.ended:
             raise StorageError(f"{experiment}: results storage unreachable ({e})") from None
         warn(f"{spec.storage} became unreachable during the search ({str(e).splitlines()[0]})")
-    return feature_stores
+    return ledger, feature_stores
 
 
 def _reconcile(spec: SearchSpec, ledger: Any, journal: Path, *, cache_dir: Path, feature_stores: list[str],
