@@ -13,16 +13,27 @@ all its epochs) and, with ``--runtime-baseline``, ``tpe+asha runtime off`` (the 
 every ``runtime`` switch false, `bench.quickstart.runtime_off`; it computes the same rows).
 Every arm starts from each variant's PF60 defaults (the spec's ``warm_start``), then samples.
 
-    python -m bench.search_quality [--seeds 0 1 2] [--trials 30] [--epochs 20] [--runtime-baseline]
+With ``--replay`` it also replays the random arm's trials, which all ran every epoch, through
+ASHA's rule offline for a grid of ``grace_epochs`` x reduction factors: the same trials in the
+same order on the same two workers (each epoch as long as it took), a trial stopped where its
+best H so far is below the rung's cutoff (Ray's rule, `ray.tune.schedulers.ASHAScheduler`).
+It shows, without another search, what early stopping alone costs on these trials (best H)
+and saves (epochs), and how many trials have H = 0 at the first rung, where ASHA's cutoff
+carries no information.
+
+    python -m bench.search_quality [--seeds 0 1 2] [--trials 30] [--epochs 20] [--runtime-baseline] [--replay]
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
+import json
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from .evaluator import PF60, pf60_missing, ROOT
 from .quickstart import runtime_off
@@ -44,8 +55,70 @@ def _run(spec, arm: str, seed: int, storage: str) -> dict:
     seconds = time.perf_counter() - t0
     # (seconds since start, best H so far) at each trial's end
     done = sorted((r["created_at"].timestamp() - start, r["H"]) for r in result.rows)
-    return {"best": result.rows[0]["H"] if result.rows else 0.0, "epochs": sum(r["epochs"] for r in result.rows),
+    return {"name": over["name"], "best": result.rows[0]["H"] if result.rows else 0.0, "epochs": sum(r["epochs"] for r in result.rows),
             "seconds": seconds, "done": done, "trials": len(result.rows)}
+
+
+def _curves(storage: str, name: str) -> list[dict]:
+    """Per trial, in start order: its validation H after each epoch and each epoch's seconds,
+    from Tune's ``result.json`` in the (local) results directory."""
+    out = []
+    for f in Path(storage, name).glob("*/result.json"):
+        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        if rows:
+            out.append({"start": rows[0]["timestamp"] - rows[0]["time_this_iter_s"],
+                        "H": [r.get("last_H", 0.0) for r in rows], "seconds": [r["time_this_iter_s"] for r in rows]})
+    return sorted(out, key=lambda c: c["start"])
+
+
+def _replay_asha(curves: list[dict], *, grace: int, reduction: int, max_epochs: int, workers: int = 2) -> tuple[float, int]:
+    """(best H found, epochs trained) had ASHA scheduled these fully trained trials, in the same
+    order on ``workers`` workers: at each rung (grace x reduction^i < max_epochs) a trial goes
+    on unless its best H so far is below the given percentile of the trials recorded there
+    before it, as Ray's ASHA decides."""
+    import numpy as np
+
+    rungs: dict[int, list[float]] = {}
+    rung = grace
+    while rung < max_epochs:
+        rungs[rung], rung = [], rung * reduction
+    waiting, events, epochs, best = list(range(len(curves))), [], 0, 0.0
+
+    def start(i: int, now: float) -> None:
+        heapq.heappush(events, (now + curves[i]["seconds"][0], i, 1))
+
+    for _ in range(min(workers, len(curves))):
+        start(waiting.pop(0), 0.0)
+    while events:
+        now, i, epoch = heapq.heappop(events)
+        epochs += 1
+        h = max(curves[i]["H"][:epoch])
+        best = max(best, h)
+        stop = epoch >= min(max_epochs, len(curves[i]["H"]))
+        if epoch in rungs:
+            recorded = rungs[epoch]
+            stop = stop or (bool(recorded) and h < np.nanpercentile(recorded, (1 - 1 / reduction) * 100))
+            recorded.append(h)
+        if not stop:
+            heapq.heappush(events, (now + curves[i]["seconds"][epoch], i, epoch + 1))
+        elif waiting:
+            start(waiting.pop(0), now)
+    return best, epochs
+
+
+def _replay(storage: str, runs: dict, seeds: list[int], *, max_epochs: int, first_rung: int) -> None:
+    grid = [(g, r) for g in (3, 5, 8) for r in (2, 3, 4)]
+    print(f"replay of the random arm's trials through ASHA (grace x reduction: best H / epochs of {max_epochs} x trials)")
+    for seed in seeds:
+        curves = _curves(storage, runs[("random", seed)]["name"])
+        zeros = sum(max(c["H"][:first_rung], default=0.0) == 0.0 for c in curves)
+        full = max((max(c["H"]) for c in curves), default=0.0)
+        cells = []
+        for g, r in grid:
+            b, e = _replay_asha(curves, grace=g, reduction=r, max_epochs=max_epochs)
+            cells.append(f"{g}x{r} {b:.3f}/{e}")
+        print(f"  seed {seed}: all epochs {full:.3f}/{sum(len(c['H']) for c in curves)}; H = 0 at epoch {first_rung} in "
+              f"{zeros}/{len(curves)} trials; " + ", ".join(cells))
 
 
 def _best_by(done: list[tuple[float, float]], t: float) -> float:
@@ -62,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--runtime-baseline", action="store_true",
                         help="also run the arm with the runtime switches off")
+    parser.add_argument("--replay", action="store_true",
+                        help="also replay the random arm's trials through ASHA offline (grace x reduction grid)")
     parser.add_argument("--storage", default=None, help="results directory (default: a temporary one)")
     args = parser.parse_args(argv)
     if PF60 is None:
@@ -87,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     better = sum(a["best"] >= b["best"] for a, b in zip(tpe, rnd))
     print(f"tpe+asha vs random: best H equal or better in {better}/{len(tpe)} seeds with {ratio:.0%} of the epochs "
           "(goal: equal or better with <= 50%)")
+    if args.replay:
+        _replay(storage, runs, args.seeds, max_epochs=args.epochs, first_rung=spec.budget.grace_epochs)
     # Best H vs wall time, against the slower arm's clock, per seed.
     for seed in args.seeds:
         pair = [a for a in arms if a != "tpe+asha"]

@@ -137,7 +137,7 @@ def test_a_pack_search_gives_every_member_its_own_optuna_trial_row_and_stop(ray_
         assert all(s == shared[0] for s in shared)  # one network shape and schedule per pack
         if len(members) > 1:
             assert len({m["params"]["lr_g"] for m in members}) == len(members)  # members are sampled apart
-        # At the rung after epoch 1 only the best third of a pack's members trains on.
+        # At the rung after epoch 1 only the best third (reduction_factor 3) of a pack's members trains on.
         assert sum(m["epochs"] > 1 for m in members) <= -(-len(members) // 3)
     assert {r["status"] for r in rows} <= {"COMPLETE", "EARLY_STOPPED"}
 

@@ -66,6 +66,8 @@ BAD = [
     ({"space": {"cgan": {"lr_g": 1e-4}}}, "space.cgan: not one of the spec's variants"),
     ({"space": {"filmwgan": {"film_depth": 9}}}, "'film_depth' must be between 1 and 4"),
     ({"budget": {"trials": 2, "max_epochs": 3, "grace_epochs": 5}}, "budget.grace_epochs: 5 > budget.max_epochs (3)"),
+    ({"budget": {"trials": 2, "max_epochs": 3, "reduction_factor": 1}},
+     "budget.reduction_factor: Input should be greater than or equal to 2"),
     ({"resources": {"cpu": 0}}, "resources.cpu: Input should be greater than 0"),
     ({"scheduler": "pbt"}, "scheduler: Input should be 'asha' or 'fifo'"),
     ({"protocol": "test"}, "protocol: 'test' chooses hyperparameters, epochs and classifier epochs on the TEST split"),
@@ -87,6 +89,20 @@ def test_bad_specs_name_the_field(change: dict, message: str) -> None:
     with pytest.raises(SpecError) as e:
         parse_spec(data)
     assert message in str(e.value)
+
+
+def test_asha_and_packs_stop_at_the_rungs_of_the_specs_reduction_factor() -> None:
+    """budget.reduction_factor (default 3) sets both ASHA's factor and the rungs a pack keeps
+    its best 1 in r members at: grace_epochs x r^i below max_epochs."""
+    from zsl_search.search._factories import make_scheduler
+    from zsl_search.search._pack import _rungs
+
+    spec = parse_spec({**BASE, "budget": {"trials": 4, "max_epochs": 20, "grace_epochs": 2}})
+    assert spec.budget.reduction_factor == 3 and _rungs(spec) == {2, 6, 18}
+    assert make_scheduler(spec)._reduction_factor == 3
+    spec = spec.override({"budget.reduction_factor": 2})
+    assert _rungs(spec) == {2, 4, 8, 16} and make_scheduler(spec)._reduction_factor == 2
+    assert _rungs(spec.override({"scheduler": "fifo"})) == set()
 
 
 def test_all_problems_are_reported_at_once() -> None:

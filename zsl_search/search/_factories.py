@@ -14,15 +14,14 @@ from typing import Any
 __all__ = ["SCHEDULERS", "SAMPLERS", "make_scheduler", "make_sampler"]
 
 
-ASHA_REDUCTION = 3  # ASHA keeps 1 in 3 at each rung (rungs at grace_epochs x 3^i); packs do the same inside
-
-
 def _asha(spec: Any) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
-    # Successive halving over epochs: a third of the trials at each rung go on.
-    return ASHAScheduler(time_attr="epoch", max_t=spec.budget.max_epochs, grace_period=spec.budget.grace_epochs,
-                         reduction_factor=ASHA_REDUCTION)
+    # Successive halving over epochs: 1 in budget.reduction_factor trials at each rung go on
+    # (rungs at grace_epochs x reduction_factor^i); packs do the same inside (`_pack.py`).
+    b = spec.budget
+    return ASHAScheduler(time_attr="epoch", max_t=b.max_epochs, grace_period=b.grace_epochs,
+                         reduction_factor=b.reduction_factor)
 
 
 def _fifo(spec: Any) -> Any:

@@ -3,8 +3,8 @@
 
 Every member is still a trial of its own where it matters: an Optuna trial (asked, reported
 to and told one by one), a leaderboard row (``trial_id`` ``<tune id>-<member>``) and an
-early-stopping decision. Inside a pack, at each ASHA rung (``grace_epochs`` x 3^i) only the
-best third of the members still training go on; the others end EARLY_STOPPED there and leave
+early-stopping decision. Inside a pack, at each ASHA rung (``grace_epochs`` x r^i, r =
+``budget.reduction_factor``) only the best 1 in r of the members still training go on; the others end EARLY_STOPPED there and leave
 the fused model, so they stop costing compute. ASHA itself sees a pack by its best member.
 
 Members share everything that decides the networks' shapes, the step structure, the schedule
@@ -28,7 +28,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from ._factories import ASHA_REDUCTION, make_sampler
+from ._factories import make_sampler
 from ._optuna import METRIC, DefineByRun, warm_start_points
 from ._trainable import extras_above, fold_splits, report_epoch, trial_metrics, trial_params
 
@@ -151,13 +151,14 @@ def _member_results(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _rungs(spec: Any) -> set[int]:
-    """The epochs after which a pack keeps its best third (ASHA's rungs), none without ASHA."""
+    """The epochs after which a pack keeps its best 1 in ``budget.reduction_factor`` members
+    (ASHA's rungs), none without ASHA."""
     if spec.scheduler != "asha":
         return set()
     out, epoch = set(), spec.budget.grace_epochs
     while epoch < spec.budget.max_epochs:
         out.add(epoch)
-        epoch *= ASHA_REDUCTION
+        epoch *= spec.budget.reduction_factor
     return out
 
 
@@ -238,7 +239,7 @@ def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cac
         elif epoch in rungs:
             running = [j for j in range(k) if status[j] == RUNNING]
             ranked = sorted(running, key=lambda j: -trial_metrics(histories[j], schedule_steps=1)["best_H"])
-            for j in ranked[math.ceil(len(running) / ASHA_REDUCTION):]:
+            for j in ranked[math.ceil(len(running) / spec.budget.reduction_factor):]:
                 status[j] = "EARLY_STOPPED"
         for pack in packs:  # stopped members leave the fused model
             pack.keep([pos for pos, j in enumerate(pack.ids) if status[j] == RUNNING])

@@ -54,6 +54,8 @@ class BudgetSpec(_Strict):
     trials: StrictInt = Field(ge=1)
     max_epochs: StrictInt = Field(ge=1)
     grace_epochs: StrictInt = Field(default=1, ge=1)
+    # ASHA keeps 1 in reduction_factor trials at each rung (grace_epochs x reduction_factor^i)
+    reduction_factor: StrictInt = Field(default=3, ge=2)
     time_budget_s: float | None = Field(default=None, gt=0)
 
 
