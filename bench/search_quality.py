@@ -71,10 +71,11 @@ def _curves(storage: str, name: str) -> list[dict]:
     return sorted(out, key=lambda c: c["start"])
 
 
-def _replay_asha(curves: list[dict], *, grace: int, reduction: int, max_epochs: int, workers: int = 2) -> tuple[float, int]:
+def _replay_asha(curves: list[dict], *, grace: int, reduction: int, max_epochs: int,
+                 workers: int = 2) -> tuple[float, int]:
     """(best H found, epochs trained) had ASHA scheduled these fully trained trials, in the same
     order on ``workers`` workers: at each rung (grace x reduction^i < max_epochs) a trial goes
-    on unless its best H so far is below the given percentile of the trials recorded there
+    on unless its best H so far is below the (1 - 1/reduction) quantile of the best H of the trials recorded there
     before it, as Ray's ASHA decides."""
     import numpy as np
 

@@ -4,8 +4,9 @@
 Every member is still a trial of its own where it matters: an Optuna trial (asked, reported
 to and told one by one), a leaderboard row (``trial_id`` ``<tune id>-<member>``) and an
 early-stopping decision. Inside a pack, at each ASHA rung (``grace_epochs`` x r^i, r =
-``budget.reduction_factor``) only the best 1 in r of the members still training go on; the others end EARLY_STOPPED there and leave
-the fused model, so they stop costing compute. ASHA itself sees a pack by its best member.
+``budget.reduction_factor``) only the best 1 in r of the members still training go on; the
+others end EARLY_STOPPED there and leave the fused model, so they stop costing compute. ASHA
+itself sees a pack by its best member.
 
 Members share everything that decides the networks' shapes, the step structure, the schedule
 and evaluation: the pack's first member is sampled freely, the others are sampled by Optuna
