@@ -55,8 +55,8 @@ def _run(spec, arm: str, seed: int, storage: str) -> dict:
     seconds = time.perf_counter() - t0
     # (seconds since start, best H so far) at each trial's end
     done = sorted((r["created_at"].timestamp() - start, r["H"]) for r in result.rows)
-    return {"name": over["name"], "best": result.rows[0]["H"] if result.rows else 0.0, "epochs": sum(r["epochs"] for r in result.rows),
-            "seconds": seconds, "done": done, "trials": len(result.rows)}
+    return {"name": over["name"], "best": result.rows[0]["H"] if result.rows else 0.0,
+            "epochs": sum(r["epochs"] for r in result.rows), "seconds": seconds, "done": done, "trials": len(result.rows)}
 
 
 def _curves(storage: str, name: str) -> list[dict]:
@@ -74,15 +74,14 @@ def _curves(storage: str, name: str) -> list[dict]:
 def _replay_asha(curves: list[dict], *, grace: int, reduction: int, max_epochs: int,
                  workers: int = 2) -> tuple[float, int]:
     """(best H found, epochs trained) had ASHA scheduled these fully trained trials, in the same
-    order on ``workers`` workers: at each rung (grace x reduction^i < max_epochs) a trial goes
-    on unless its best H so far is below the (1 - 1/reduction) quantile of the best H of the trials recorded there
+    order on ``workers`` workers: at each rung (`asha_rungs`) a trial goes on unless its best H
+    so far is below the (1 - 1/reduction) quantile of the best H of the trials recorded there
     before it, as Ray's ASHA decides."""
     import numpy as np
 
-    rungs: dict[int, list[float]] = {}
-    rung = grace
-    while rung < max_epochs:
-        rungs[rung], rung = [], rung * reduction
+    from zsl_search.search._factories import asha_rungs
+
+    rungs: dict[int, list[float]] = {rung: [] for rung in asha_rungs(grace, reduction, max_epochs)}
     waiting, events, epochs, best = list(range(len(curves))), [], 0, 0.0
 
     def start(i: int, now: float) -> None:

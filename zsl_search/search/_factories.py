@@ -11,7 +11,17 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SCHEDULERS", "SAMPLERS", "make_scheduler", "make_sampler"]
+__all__ = ["SCHEDULERS", "SAMPLERS", "make_scheduler", "make_sampler", "asha_rungs"]
+
+
+def asha_rungs(grace_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
+    """The epochs at which ASHA decides (grace_epochs x reduction_factor^i below max_epochs,
+    ascending): where a pack keeps its best members, and what bench.search_quality replays."""
+    out, epoch = [], grace_epochs
+    while epoch < max_epochs:
+        out.append(epoch)
+        epoch *= reduction_factor
+    return out
 
 
 def _asha(spec: Any) -> Any:

@@ -29,7 +29,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from ._factories import make_sampler
+from ._factories import asha_rungs, make_sampler
 from ._optuna import METRIC, DefineByRun, warm_start_points
 from ._trainable import extras_above, fold_splits, report_epoch, trial_metrics, trial_params
 
@@ -156,11 +156,8 @@ def _rungs(spec: Any) -> set[int]:
     (ASHA's rungs), none without ASHA."""
     if spec.scheduler != "asha":
         return set()
-    out, epoch = set(), spec.budget.grace_epochs
-    while epoch < spec.budget.max_epochs:
-        out.add(epoch)
-        epoch *= spec.budget.reduction_factor
-    return out
+    b = spec.budget
+    return set(asha_rungs(b.grace_epochs, b.reduction_factor, b.max_epochs))
 
 
 def run_pack(config: dict[str, Any], *, spec: Any, source: Any, search: str, cache_dir: str,
