@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -219,10 +220,22 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
     driver = _driver("resume", "intr", "--storage", str(storage))
     _, err = _interrupt_once_reported(driver, storage / "intr", lambda p: os.killpg(p.pid, signal.SIGKILL))
     assert f"continuing from checkpoint_{index + 1:06d}" in err, err[-3000:]
+    # Killed while its sync wrote Tune's state files over the ones in storage, in place (the
+    # SIGKILL lands there at times; made certain here): they are left empty, tuner.pkl and the
+    # killed session's own state, if it saved one, which no driver had copied yet, among them.
+    copied = {p.name for p in (storage / "intr" / ".tune-state").iterdir()}
+    states = {p.name for p in (storage / "intr").glob("experiment_state-*.json")}
+    assert "tuner.pkl" in copied and states & copied, (copied, states)  # the first run's, at least
+    for path in (storage / "intr").iterdir():
+        if path.suffix in (".json", ".pkl"):
+            path.write_bytes(b"")
 
     finished = _driver("resume", "intr", "--storage", str(storage))
     out, err = finished.communicate(timeout=300)
     assert finished.returncode == 0, err[-3000:]
+    assert "tuner.pkl was cut short by a killed driver; put back" in err, err[-3000:]
+    for name in states - copied:
+        assert f"{name} was cut short by a killed driver and has no copy; moved aside" in err, err[-3000:]
     assert "the search ran its whole budget" in out
     rows = read_rows(str(storage), "intr")
     assert len(rows) == 3 and len({r["trial_id"] for r in rows}) == 3  # every trial exactly once
@@ -244,6 +257,43 @@ def _checkpoints(fs, root: str) -> dict[str, int]:
 
     found = fs.get_file_info(pafs.FileSelector(root, recursive=True))
     return {info.path[len(root) + 1:]: info.size for info in found if info.type == pafs.FileType.File}
+
+
+def test_tune_state_cut_short_is_put_back_from_its_copy_and_never_copied_over_a_good_one(tmp_path: Path) -> None:
+    from zsl_search.search._tune_state import TUNE_STATE_COPIES, keep_tune_state, repair_tune_state
+
+    exp = tmp_path / "search"
+    exp.mkdir()
+    good = {"tuner.pkl": pickle.dumps({"trainable": "run_trial", "space": list(range(100))}),
+            "experiment_state-1.json": json.dumps({"runner_data": {"n": 1}}).encode(),
+            "searcher-state-1.pkl": pickle.dumps(["optuna"] * 50),
+            "search_gen_state-1.json": pickle.dumps({"counter": 3})}  # a pickle, whatever its name says
+    for name, data in good.items():
+        (exp / name).write_bytes(data)
+    (exp / "leaderboard.csv").write_text("not Tune's\n")
+    keep_tune_state(exp)
+    assert sorted(p.name for p in (exp / TUNE_STATE_COPIES).iterdir()) == sorted(good)
+
+    # A killed driver's sync: two files cut short, and a newer session's state that no copy has.
+    (exp / "tuner.pkl").write_bytes(good["tuner.pkl"][:40])
+    (exp / "experiment_state-1.json").write_bytes(b"")
+    (exp / "experiment_state-2.json").write_bytes(b'{"runner_data": {"n"')
+    keep_tune_state(exp)  # an incomplete file never replaces its copy, nor gets one
+    assert not (exp / TUNE_STATE_COPIES / "experiment_state-2.json").exists()
+    assert (exp / TUNE_STATE_COPIES / "tuner.pkl").read_bytes() == good["tuner.pkl"]
+
+    done = repair_tune_state(exp)
+    assert len(done) == 3, done
+    assert {name: (exp / name).read_bytes() for name in good} == good
+    assert not (exp / "experiment_state-2.json").exists()
+    assert (exp / "experiment_state-2.json.damaged").read_bytes() == b'{"runner_data": {"n"'
+    assert (exp / "leaderboard.csv").read_text() == "not Tune's\n"
+    assert repair_tune_state(exp) == []  # nothing left to repair
+
+    # tuner.pkl without a copy (a search from before copies were kept) stays for the restore to name.
+    shutil.rmtree(exp / TUNE_STATE_COPIES)
+    (exp / "tuner.pkl").write_bytes(b"")
+    assert repair_tune_state(exp) == [] and (exp / "tuner.pkl").exists()
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])

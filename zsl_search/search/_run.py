@@ -26,6 +26,7 @@ import yaml
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
 from .._ray import init_ray as _init_ray
 from ._spec import SearchSpec, parse_spec
+from ._tune_state import keep_tune_state, repair_tune_state
 
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
 
@@ -207,6 +208,8 @@ def _fit(spec: SearchSpec, source: Any, journal: Path, *, address: str | None, r
                 tuner.fit()
             finally:
                 feature_stores = release_stores(spec.name)
+                if fs is None:
+                    keep_tune_state(experiment)  # this session's last state, where it is complete
     except KeyboardInterrupt:  # a second Ctrl-C stops Tune at once (its last saved state stands), or
         ledger = ledger or ledger_()  # one before Tune started: `search resume` starts the search then
         ledger.interrupted = True
@@ -290,11 +293,18 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     callbacks, stop = [TBXLoggerCallback(), ledger], FatalErrorStopper(ledger)
+    if resume and fs is None and tune.Tuner.can_restore(experiment):
+        # A local directory: a killed driver may have left Tune's files cut short.
+        for line in repair_tune_state(experiment):
+            warn(line)
+        keep_tune_state(experiment)
     if resume and tune.Tuner.can_restore(experiment, storage_filesystem=fs):
         return _restored_tuner(experiment, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop)
     # A new search, or one interrupted before Tune saved its first state.
-    return _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults,
-                      callbacks=callbacks, stop=stop)
+    tuner = _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults, callbacks=callbacks, stop=stop)
+    if fs is None:
+        keep_tune_state(experiment)  # tuner.pkl, written once by the Tuner just made
+    return tuner
 
 
 def _defaults_line(spec: SearchSpec, defaults: str) -> str:
