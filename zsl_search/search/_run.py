@@ -132,7 +132,9 @@ def _journal_path(storage: str, name: str, cache_dir: Path) -> Path:
         except StorageNotFound:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        tmp = path.with_name(path.name + ".tmp")  # a killed fetch must not leave a short journal here
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
     return path
 
 
