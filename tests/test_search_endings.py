@@ -296,6 +296,22 @@ def test_tune_state_cut_short_is_put_back_from_its_copy_and_never_copied_over_a_
     assert repair_tune_state(exp) == [] and (exp / "tuner.pkl").exists()
 
 
+def test_a_running_search_refreshes_its_tune_state_copies_at_most_every_period(tmp_path: Path) -> None:
+    from zsl_search.search._callbacks import TuneStateCopies
+    from zsl_search.search._tune_state import TUNE_STATE_COPIES
+
+    (tmp_path / "experiment_state-1.json").write_text('{"n": 1}')
+    copies = TuneStateCopies(str(tmp_path), every_s=3600.0)
+    copies.on_step_end(iteration=1, trials=[])
+    assert not (tmp_path / TUNE_STATE_COPIES).exists()  # the period has not passed
+    copies.every_s = 0.0
+    copies.on_step_end(iteration=2, trials=[])
+    assert (tmp_path / TUNE_STATE_COPIES / "experiment_state-1.json").read_text() == '{"n": 1}'
+    (tmp_path / "experiment_state-1.json").write_text('{"n": 2')  # mid-write: not copied over
+    copies.on_step_end(iteration=3, trials=[])
+    assert (tmp_path / TUNE_STATE_COPIES / "experiment_state-1.json").read_text() == '{"n": 1}'
+
+
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_a_checkpoint_named_by_a_stale_state_is_found_under_its_newer_name(where: str, request, tmp_path: Path) -> None:
     import pyarrow.fs as pafs

@@ -23,6 +23,7 @@ from ray.tune import Callback, Stopper
 
 from ..errors import DataError, warn
 from ._trainable import evaluator_name
+from ._tune_state import keep_tune_state
 
 __all__ = ["TrialLedger", "FatalErrorStopper", "StaleCheckpointRepair", "trial_row", "trial_count",
            "FINAL_STATUSES"]
@@ -340,6 +341,24 @@ class FatalErrorStopper(Stopper):
 
     def stop_all(self) -> bool:
         return self.ledger.fatal is not None
+
+
+class TuneStateCopies(Callback):
+    """Keeps the `.tune-state/` copies of a search on a local disk fresh while it runs (after a
+    loop step, at most every ``every_s`` seconds), so that a driver killed while Tune rewrote its
+    state files leaves a recent copy of its own session's state, not only the session's before
+    (`zsl_search.search._tune_state`). A file Tune is writing at that moment does not parse and is
+    not copied."""
+
+    def __init__(self, experiment: str, every_s: float = 10.0) -> None:
+        self.experiment, self.every_s = experiment, every_s
+        self._last = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            keep_tune_state(self.experiment)
 
 
 class StaleCheckpointRepair(Callback):

@@ -287,7 +287,7 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     from ray.tune.logger import TBXLoggerCallback
 
     from .. import settings
-    from ._callbacks import FatalErrorStopper, StaleCheckpointRepair
+    from ._callbacks import FatalErrorStopper, StaleCheckpointRepair, TuneStateCopies
 
     trainable = tune.with_resources(
         tune.with_parameters(_trial_entrypoint(spec), spec=spec, source=source,
@@ -295,6 +295,8 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     callbacks, stop = [TBXLoggerCallback(), ledger], FatalErrorStopper(ledger)
+    if fs is None:
+        callbacks.append(TuneStateCopies(experiment))
     if resume and fs is None and tune.Tuner.can_restore(experiment):
         # A local directory: a killed driver may have left Tune's files cut short.
         for line in repair_tune_state(experiment):

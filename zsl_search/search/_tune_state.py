@@ -4,12 +4,13 @@ At every sync Tune's driver writes each state file it holds (``tuner.pkl``, ever
 ``experiment_state-*.json``, the searcher's and the trial generator's states) over the copy in
 the experiment directory, in place. A driver killed during that write (SIGKILL, a lost machine)
 leaves them truncated, often empty, and `resume_search` could not start. So the complete ones
-are copied to ``.tune-state/`` whenever a driver starts or ends (Tune reads and writes only the
-files at the top of the directory), and before a restore each damaged file is put back from its
-copy. A damaged file with no copy is moved aside (``<name>.damaged``): the state a killed driver
-was writing for its own session, so Tune resumes from the session before it, whose trials'
-checkpoints `StaleCheckpointRepair` finds. On S3 an upload replaces an object whole or not at
-all, so only local storage needs this.
+are copied to ``.tune-state/`` when a driver starts, every 10 s while it runs (`TuneStateCopies`)
+and when it ends (Tune reads and writes only the files at the top of the directory), and before
+a restore each damaged file is put back from its copy. A damaged file with no copy (the state a
+killed driver was writing for its own session, in its first seconds) is moved aside
+(``<name>.damaged``), so Tune resumes from the session before it. Either way the state may name
+checkpoints that trials have since replaced: `StaleCheckpointRepair` finds them. On S3 an
+upload replaces an object whole or not at all, so only local storage needs this.
 """
 
 from __future__ import annotations
