@@ -25,8 +25,8 @@ from ..errors import DataError, warn
 from ._trainable import evaluator_name
 from ._tune_state import keep_tune_state
 
-__all__ = ["TrialLedger", "FatalErrorStopper", "StaleCheckpointRepair", "trial_row", "trial_count",
-           "FINAL_STATUSES"]
+__all__ = ["TrialLedger", "FatalErrorStopper", "StaleCheckpointRepair", "TuneStateCopies", "trial_row",
+           "trial_count", "FINAL_STATUSES"]
 
 # Statuses after which a trial never runs again (INTERRUPTED trials continue on resume).
 FINAL_STATUSES = frozenset({"COMPLETE", "EARLY_STOPPED", "STOPPED", "DIVERGED", "ERROR"})

@@ -63,7 +63,11 @@ def keep_tune_state(experiment: str | Path) -> None:
     (a full disk) is skipped: the copies protect a search, they never end one."""
     experiment = Path(experiment)
     copies = experiment / TUNE_STATE_COPIES
-    for path in _state_files(experiment):
+    try:
+        files = _state_files(experiment)
+    except OSError:
+        return
+    for path in files:
         try:
             data = path.read_bytes()
             copy = copies / path.name
