@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, warn
 from ._images import ImageList, backbone, decode, list_images, preprocess
-from ._mat import MAT_FORMATS, atomic_write, write_mat
+from .._files import atomic_write
+from ._mat import MAT_FORMATS, write_mat
 
 REPORT_FILE = "extract-report.json"
 CLASSES_FILE = "classes.txt"

@@ -23,7 +23,8 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ._extract import CLASSES_FILE
 from ._images import read_table
-from ._mat import MAT_FORMATS, atomic_write, read_mat, write_mat
+from .._files import atomic_write
+from ._mat import MAT_FORMATS, read_mat, write_mat
 from ._xlsa import write_identity
 
 TEST_SEEN_FRACTION = 0.2

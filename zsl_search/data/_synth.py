@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ._mat import MAT_FORMATS, atomic_write, cellstr_to_list, read_mat, write_mat
+from .._files import atomic_write
+from ._mat import MAT_FORMATS, cellstr_to_list, read_mat, write_mat
 from ._xlsa import write_identity
 
 PRESETS = ("demo", "like")

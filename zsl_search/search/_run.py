@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
+from .._files import atomic_write
 from .._ray import init_ray as _init_ray
 from ._spec import SearchSpec, parse_spec
 from ._tune_state import keep_tune_state, repair_tune_state
@@ -132,9 +133,7 @@ def _journal_path(storage: str, name: str, cache_dir: Path) -> Path:
         except StorageNotFound:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")  # a killed fetch must not leave a short journal here
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, lambda p: p.write_bytes(data))  # a killed fetch must not leave a short journal
     return path
 
 
@@ -297,12 +296,11 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     callbacks, stop = [TBXLoggerCallback(), ledger], FatalErrorStopper(ledger)
     if fs is None:
         callbacks.append(TuneStateCopies(experiment))
-    if resume and fs is None and tune.Tuner.can_restore(experiment):
-        # A local directory: a killed driver may have left Tune's files cut short.
-        for line in repair_tune_state(experiment):
-            warn(line)
-        keep_tune_state(experiment)
     if resume and tune.Tuner.can_restore(experiment, storage_filesystem=fs):
+        if fs is None:  # a local directory: a killed driver may have left Tune's files cut short
+            for line in repair_tune_state(experiment):
+                warn(line)
+            keep_tune_state(experiment)
         return _restored_tuner(experiment, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop)
     # A new search, or one interrupted before Tune saved its first state.
     tuner = _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults, callbacks=callbacks, stop=stop)

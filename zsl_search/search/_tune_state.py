@@ -20,6 +20,8 @@ import os
 import pickletools
 from pathlib import Path
 
+from .._files import atomic_write
+
 __all__ = ["keep_tune_state", "repair_tune_state", "TUNE_STATE_COPIES"]
 
 TUNE_STATE_COPIES = ".tune-state"
@@ -51,12 +53,6 @@ def _complete(data: bytes) -> bool:
     return True
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def keep_tune_state(experiment: str | Path) -> None:
     """Copy every complete Tune state file of ``experiment`` (a local directory) to
     ``.tune-state/``; an incomplete one never replaces its copy. A copy that cannot be written
@@ -73,7 +69,7 @@ def keep_tune_state(experiment: str | Path) -> None:
             copy = copies / path.name
             if _complete(data) and not (copy.exists() and copy.read_bytes() == data):
                 copies.mkdir(exist_ok=True)
-                _write_atomic(copy, data)
+                atomic_write(copy, lambda p: p.write_bytes(data))
         except OSError:
             continue
 
@@ -87,8 +83,9 @@ def repair_tune_state(experiment: str | Path) -> list[str]:
         if _complete(path.read_bytes()):
             continue
         copy = experiment / TUNE_STATE_COPIES / path.name
-        if copy.exists() and _complete(copy.read_bytes()):
-            _write_atomic(path, copy.read_bytes())
+        kept = copy.read_bytes() if copy.exists() else b""
+        if _complete(kept):
+            atomic_write(path, lambda p: p.write_bytes(kept))
             done.append(f"{path.name} was cut short by a killed driver; put back from {TUNE_STATE_COPIES}/")
         elif path.name != "tuner.pkl":  # without it nothing restores: `_restored_tuner` says so
             os.replace(path, path.with_name(path.name + ".damaged"))
