@@ -4,18 +4,29 @@ module that writes local files uses."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """``write(tmp)`` then rename tmp to ``path``: a crash never leaves a half-written file there."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def atomic_write(path: Path, write: Callable[[Path], object], *, fsync: bool = False) -> None:
+    """``write(tmp)`` then rename tmp to ``path``: a crash never leaves a half-written file there.
+
+    The temporary file is a hidden sibling ``.<name>.<random>.tmp`` of its own, so writers of the
+    same path in other processes or threads (two trials caching one dataset) never write into
+    each other's file: the last rename wins whole. With ``fsync`` the data reaches the disk
+    before the rename, so a power cut cannot leave ``path`` empty either (records that exist
+    nowhere else, e.g. the leaderboard spool)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
         write(tmp)
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)

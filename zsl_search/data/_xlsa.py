@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import atomic_write
 from ..errors import DataError
 from ._mat import cellstr_to_list, read_mat
 
@@ -173,9 +173,8 @@ def write_identity(root: str | Path, *, name: str, defaults: str) -> Path:
     """Write ``zsl-dataset.json`` (atomically) so the dataset keeps its name and defaults
     wherever it is copied (another directory name, an s3:// prefix)."""
     path = Path(root) / IDENTITY_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"name": name.upper(), "defaults": defaults.upper()}, indent=1) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps({"name": name.upper(), "defaults": defaults.upper()}, indent=1) + "\n"
+    atomic_write(path, lambda p: p.write_text(text))
     return path
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .. import settings
+from .._files import atomic_write
 from ..errors import LeaderboardError
 from ._schema import normalize_row, record_to_json
 
@@ -30,20 +29,6 @@ def spool_path(storage_uri: str, search: str) -> Path:
     return settings.spool_dir() / digest / search
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(storage_uri: str, search: str, records: Iterable[Mapping[str, Any]]) -> Path:
     """Replace the spool of ``search`` with ``records``; return its directory.
 
@@ -53,8 +38,10 @@ def save(storage_uri: str, search: str, records: Iterable[Mapping[str, Any]]) ->
     """
     where = spool_path(storage_uri, search)
     payload = {"storage_uri": storage_uri, "search": search, "rows": [record_to_json(r) for r in records]}
+    text = json.dumps(payload)
     try:
-        _atomic_write(where / _ROWS, json.dumps(payload))
+        where.mkdir(parents=True, exist_ok=True)
+        atomic_write(where / _ROWS, lambda p: p.write_text(text, encoding="utf-8"), fsync=True)
     except OSError as e:
         raise LeaderboardError(
             f"search {search!r}: cannot spool rows to {where} ({e.strerror}); free space or set "

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import atomic_write
 from ..errors import ConfigError, DataError
 from ..storage import is_remote
 
@@ -68,9 +69,7 @@ def resolve_dataset_dir(path: str, *, semantics: str, cache_dir: Path) -> Path:
                         continue
                     raise
                 root.mkdir(parents=True, exist_ok=True)
-                tmp = root / (name + ".part")
-                tmp.write_bytes(data)
-                tmp.replace(root / name)
+                atomic_write(root / name, lambda p, data=data: p.write_bytes(data))
         return root
     root = Path(path).expanduser()
     if not root.is_dir():

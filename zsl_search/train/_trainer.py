@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import pickle
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .._device import resolve_device
+from .._files import atomic_write
 from ..errors import ConfigError
 from ..models import Batch, CommonParams, get_variant
 from ._adam import Adam
@@ -263,9 +263,7 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
+        atomic_write(path, lambda p: p.write_bytes(buf.getvalue()))
 
     def load(self, path: str | Path) -> None:
         """Resume from a checkpoint written by `save`, on whatever device this trainer uses.
