@@ -46,3 +46,11 @@ def test_concurrent_writers_of_one_path_never_mix(tmp_path: Path) -> None:
         t.join()
     assert path.read_bytes() in payloads
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res101.mat"]
+
+
+def test_the_file_gets_the_permissions_a_plain_write_gives(tmp_path: Path) -> None:
+    # A dataset or checkpoint written here is read by other processes, perhaps other users.
+    plain, atomic = tmp_path / "plain.json", tmp_path / "atomic.json"
+    plain.write_text("{}")
+    atomic_write(atomic, lambda p: p.write_text("{}"))
+    assert atomic.stat().st_mode == plain.stat().st_mode

@@ -4,7 +4,7 @@ module that writes local files uses."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,9 +19,9 @@ def atomic_write(path: Path, write: Callable[[Path], object], *, fsync: bool = F
     each other's file: the last rename wins whole. With ``fsync`` the data reaches the disk
     before the rename, so a power cut cannot leave ``path`` empty either (records that exist
     nowhere else, e.g. the leaderboard spool)."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    # A fresh random name rather than mkstemp's file, which would be created 0600: ``write``
+    # creates the file itself, with the permissions any other file it writes gets.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
         write(tmp)
         if fsync:
