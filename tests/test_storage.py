@@ -152,6 +152,16 @@ def test_local_failed_write_keeps_old_content(tmp_path: Path, monkeypatch: pytes
     assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["leaderboard.parquet"]
 
 
+def test_local_objects_get_the_permissions_of_a_plain_write(tmp_path: Path) -> None:
+    # A results directory on a shared filesystem is read by the whole team: an object written
+    # through a 0600 temporary (mkstemp) would be readable by its writer alone.
+    storage = open_storage(str(tmp_path / "root"))
+    storage.write_bytes("search-a/leaderboard.parquet", b"rows")
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"rows")
+    assert (tmp_path / "root" / "search-a" / "leaderboard.parquet").stat().st_mode == plain.stat().st_mode
+
+
 def test_local_leftover_temp_file_is_invisible(tmp_path: Path) -> None:
     storage = open_storage(str(tmp_path))
     storage.write_bytes("a/b", b"1")

@@ -17,8 +17,9 @@ def atomic_write(path: Path, write: Callable[[Path], object], *, fsync: bool = F
     The temporary file is a hidden sibling ``.<name>.<random>.tmp`` of its own, so writers of the
     same path in other processes or threads (two trials caching one dataset) never write into
     each other's file: the last rename wins whole. With ``fsync`` the data reaches the disk
-    before the rename, so a power cut cannot leave ``path`` empty either (records that exist
-    nowhere else, e.g. the leaderboard spool)."""
+    before the rename and the rename reaches it after, so a power cut can leave neither an
+    empty ``path`` nor the old one (records that exist nowhere else: the leaderboard spool,
+    objects in a local storage)."""
     # A fresh random name rather than mkstemp's file, which would be created 0600: ``write``
     # creates the file itself, with the permissions any other file it writes gets.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
@@ -28,5 +29,21 @@ def atomic_write(path: Path, write: Callable[[Path], object], *, fsync: bool = F
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+        if fsync:
+            _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable; some filesystems (e.g. some network mounts) refuse, harmlessly."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

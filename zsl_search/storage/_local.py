@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._files import atomic_write
 from ..errors import StorageError, StorageNotFound
 from ._base import Storage, check_key, check_prefix
 
@@ -33,9 +33,11 @@ class LocalStorage(Storage):
 
     Atomic replace: `write_bytes` writes a temporary file in the target's directory, fsyncs it
     and renames it over the target with ``os.replace`` (atomic on POSIX, within one
-    filesystem), then fsyncs the directory. A writer killed part-way leaves only a hidden
-    ``.<name>.<random>.tmp`` file, which `list` never reports. Concurrent writers use distinct
-    temporary files; the last rename wins.
+    filesystem), then fsyncs the directory (`zsl_search._files.atomic_write`). A writer killed
+    part-way leaves only a hidden ``.<name>.<random>.tmp`` file, which `list` never reports.
+    Concurrent writers use distinct temporary files; the last rename wins. Objects get the
+    permissions any file the process writes gets (its umask), so a team can share a results
+    directory.
 
     Args:
         root: the directory (a path or a ``file://`` URI); created (with parents) if missing.
@@ -87,28 +89,14 @@ class LocalStorage(Storage):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            tmp = None
-            _fsync_dir(path.parent)
+            atomic_write(path, lambda p: p.write_bytes(data), fsync=True)
         except OSError as e:
             raise StorageError(
                 f"{path}: cannot write ({e.strerror}); check free space and permissions "
                 "(the previous content, if any, is unchanged)"
             ) from e
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass  # best effort: list() hides leftovers anyway
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -142,16 +130,3 @@ class LocalStorage(Storage):
         except OSError as e:
             raise StorageError(f"{path}: cannot delete ({e.strerror}); check permissions") from e
 
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; some filesystems (e.g. some network mounts) refuse, harmlessly."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
