@@ -294,18 +294,18 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     callbacks, stop = [TBXLoggerCallback(), ledger], FatalErrorStopper(ledger)
-    if fs is None:
+    local = fs is None  # Tune's state files on a local disk, where a killed driver can cut them short
+    if local:
         callbacks.append(TuneStateCopies(experiment))
     if resume and tune.Tuner.can_restore(experiment, storage_filesystem=fs):
-        if fs is None:  # a local directory: a killed driver may have left Tune's files cut short
-            for line in repair_tune_state(experiment):
-                warn(line)
-            keep_tune_state(experiment)
-        return _restored_tuner(experiment, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop)
-    # A new search, or one interrupted before Tune saved its first state.
-    tuner = _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults, callbacks=callbacks, stop=stop)
-    if fs is None:
-        keep_tune_state(experiment)  # tuner.pkl, written once by the Tuner just made
+        for line in repair_tune_state(experiment) if local else []:
+            warn(line)
+        tuner = _restored_tuner(experiment, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop)
+    else:  # a new search, or one interrupted before Tune saved its first state
+        tuner = _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults, callbacks=callbacks,
+                           stop=stop)
+    if local:
+        keep_tune_state(experiment)  # the state this session starts from (a new Tuner's tuner.pkl is written once)
     return tuner
 
 
