@@ -374,3 +374,58 @@ def test_cli_show_names_a_missing_folder_and_an_absent_variant(tmp_path: Path, c
     present = sorted({r["variant"] for r in rows})
     assert main(["leaderboard", "show", str(root), "--search", "srch", "--variant", present[0]]) == 0
     assert present[0] in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("entry", ["[1]", "{}", "null", '"s"', '{"name": "srch", "best_H": "x"}',
+                                   '{"name": "srch", "n_trials": true}', '{"name": "other"}'])
+def test_cli_show_names_an_index_entry_of_the_wrong_shape(tmp_path: Path, capsys, entry: str) -> None:
+    """Valid JSON that is no index entry is reported like a JSON syntax error: one line naming the file."""
+    from zsl_search.cli import main
+
+    root = tmp_path / "res"
+    LeaderboardWriter(str(root), "srch").write(sample_rows())
+    index = root / "_index" / "srch.json"
+    index.write_text(entry)
+    assert main(["leaderboard", "show", str(root)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"zsl-search: error: {index}: corrupt index entry (") and err.count("\n") == 1
+    assert "delete it, the next write of search 'srch' recreates it" in err and not out
+    assert index.read_text() == entry  # nothing is rewritten by a read
+
+
+def test_cli_show_lists_searches_in_every_format_and_refuses_trial_filters(tmp_path: Path, capsys) -> None:
+    """Without --search, --format applies to the list of searches; --top and --variant pick trials
+    of one search, so they ask for --search instead of being ignored."""
+    import csv
+
+    from zsl_search.cli import main
+
+    root = tmp_path / "res"
+    LeaderboardWriter(str(root), "srch").write(sample_rows())
+    LeaderboardWriter(str(root), "other").write(sample_rows("other", n=3))
+    assert main(["leaderboard", "show", str(root), "--format", "csv"]) == 0
+    listed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["name"], r["n_trials"]) for r in listed] == [("other", "3"), ("srch", "6")]
+    assert main(["leaderboard", "show", str(root), "--format", "md"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| name | dataset |") and md[1].startswith("| --- |") and len(md) == 4
+    assert main(["leaderboard", "show", str(root), "--format", "json"]) == 0
+    assert [e["name"] for e in json.loads(capsys.readouterr().out)] == ["other", "srch"]
+    for flag in (["--top", "1"], ["--variant", "cgan"]):
+        assert main(["leaderboard", "show", str(root), *flag]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag[0]} picks trials of one search: add --search NAME" in err and err.count("\n") == 1
+
+
+def test_cli_plot_names_the_out_flag(tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+
+    root = tmp_path / "res"
+    LeaderboardWriter(str(root), "srch").write(sample_rows())
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for out in (afile, afile / "plots"):
+        assert main(["leaderboard", "plot", str(root), "--search", "srch", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"zsl-search: error: {out}") and "--out" in err and "out_dir" not in err
+    assert afile.read_text() == "keep"

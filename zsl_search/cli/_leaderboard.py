@@ -13,9 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = cmds.add_parser("show", help="print a search's leaderboard, or list the searches under URI")
     s.add_argument("uri", help="storage root: a directory or s3://bucket/prefix")
     s.add_argument("--search", help="search name (omit to list every search under URI)")
-    s.add_argument("--top", type=int, help="only the N best trials")
-    s.add_argument("--variant", help="only trials of this variant")
-    s.add_argument("--format", dest="fmt", default="table", choices=["table", "csv", "json", "md"])
+    s.add_argument("--top", type=int, help="only the N best trials (with --search)")
+    s.add_argument("--variant", help="only trials of this variant (with --search)")
+    s.add_argument("--format", dest="fmt", default="table", choices=["table", "csv", "json", "md"],
+                   help="of the leaderboard, or of the list of searches")
     s.set_defaults(run=run_show)
 
     p2 = cmds.add_parser("plot", help="write PNG plots of a search")
@@ -30,24 +31,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    import json
-
     from ..errors import ConfigError
-    from ..leaderboard import format_rows, list_searches, read_rows
+    from ..leaderboard import format_rows, format_searches, list_searches, read_rows
 
     if args.top is not None and args.top < 1:
         raise ConfigError("--top must be >= 1")
     if args.search is None:
+        # --top and --variant pick trials of one search; the list of searches has none to pick.
+        flag = "--top" if args.top is not None else "--variant" if args.variant is not None else None
+        if flag:
+            raise ConfigError(f"{flag} picks trials of one search: add --search NAME (without it, show lists "
+                              f"the searches under {args.uri})")
         searches = list_searches(args.uri)
-        if args.fmt == "json":
-            print(json.dumps(searches, indent=2, default=str))
-        elif not searches:
+        if not searches and args.fmt == "table":
             print(f"no searches under {args.uri}")
         else:
-            print(f"{'search':28} {'dataset':10} {'protocol':10} {'trials':>6} {'best H':>7} best variant")
-            for s in searches:
-                print(f"{s['name']:28} {str(s.get('dataset')):10} {str(s.get('protocol')):10} {s.get('n_trials', 0):>6} "
-                      f"{(s.get('best_H') or 0.0):7.4f} {s.get('best_variant') or '-'}")
+            print(format_searches(searches, fmt=args.fmt), end="")
         return 0
     rows = read_rows(args.uri, args.search)
     present = sorted({r["variant"] for r in rows})

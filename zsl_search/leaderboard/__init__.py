@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 from ..errors import LeaderboardError, SearchNotFound
-from ._format import FORMATS, format_rows
+from ._format import FORMATS, format_rows, format_searches
 from ._plot import plot_search
 from ._rank import pareto_flags, rank_rows
 from ._reader import list_searches, read_leaderboard, read_rows
@@ -39,7 +39,7 @@ from ._writer import LeaderboardWriter, SyncResult, pending_searches, sync_pendi
 
 __all__ = [
     "LeaderboardWriter", "SyncResult", "sync_pending", "pending_searches", "update_test_columns",
-    "read_leaderboard", "read_rows", "list_searches", "format_rows", "FORMATS", "plot_search",
+    "read_leaderboard", "read_rows", "list_searches", "format_rows", "format_searches", "FORMATS", "plot_search",
     "rank_rows", "pareto_flags", "leaderboard_schema", "rows_to_table", "table_to_rows", "normalize_row",
     "STATUSES", "TEST_COLUMNS", "LeaderboardError", "SearchNotFound",
 ]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from ..errors import LeaderboardError
 
-__all__ = ["FORMATS", "format_rows", "to_csv", "to_json", "to_markdown", "to_text"]
+__all__ = ["FORMATS", "format_rows", "format_searches", "to_csv", "to_json", "to_markdown", "to_text"]
 
 Format = Literal["table", "csv", "json", "md"]
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "md")
@@ -47,6 +47,34 @@ def format_rows(
         selected = selected[:top]
     render = {"table": to_text, "csv": to_csv, "json": to_json, "md": to_markdown}[fmt]
     return render(selected)
+
+
+# The columns of the listing of searches (`list_searches` entries), in order.
+_SEARCH_COLUMNS = ("name", "dataset", "protocol", "n_trials", "best_H", "best_variant", "updated_at")
+
+
+def format_searches(entries: Sequence[Row], *, fmt: Format = "table") -> str:
+    """Render the index entries of the searches under a storage root (as from `list_searches`)
+    in any of the leaderboard `FORMATS`, the formats ``leaderboard show`` takes.
+
+    Raises:
+        LeaderboardError: unknown ``fmt``.
+    """
+    if fmt not in FORMATS:
+        raise LeaderboardError(f"unknown leaderboard format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "json":
+        return json.dumps(list(entries), indent=2, default=str) + "\n"
+    if fmt == "csv":
+        return to_csv(entries, columns=_SEARCH_COLUMNS)
+    if fmt == "md":
+        lines = ["| " + " | ".join(_SEARCH_COLUMNS) + " |", "| " + " | ".join("---" for _ in _SEARCH_COLUMNS) + " |"]
+        lines += ["| " + " | ".join(_short(e.get(c)).replace("|", "\\|") for c in _SEARCH_COLUMNS) + " |"
+                  for e in entries]
+        return "\n".join(lines) + "\n"
+    lines = [f"{'search':28} {'dataset':10} {'protocol':10} {'trials':>6} {'best H':>7} best variant"]
+    lines += [f"{e['name']:28} {str(e.get('dataset')):10} {str(e.get('protocol')):10} {e.get('n_trials', 0):>6} "
+              f"{(e.get('best_H') or 0.0):7.4f} {e.get('best_variant') or '-'}" for e in entries]
+    return "\n".join(lines) + "\n"
 
 
 def _columns(rows: Sequence[Row]) -> list[str]:

@@ -55,10 +55,13 @@ def plot_search(storage_uri: str, search: str, *, out_dir: str | Path) -> list[P
     if not rows:
         raise LeaderboardError(f"search {search!r} under {storage_uri} has no trials to plot yet; run or sync it first")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LeaderboardError(f"{out}: exists and is not a directory; pass a directory as --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise LeaderboardError(f"{out}: cannot create the plot directory ({e.strerror}); pass a writable out_dir") from e
+        raise LeaderboardError(f"{out}: cannot create the plot directory ({e.strerror}); pass a writable --out "
+                               "directory") from e
     ok = [r for r in rows if r["status"] != "ERROR" and r["H"] is not None]
     paths: list[Path] = []
 
@@ -68,7 +71,7 @@ def plot_search(storage_uri: str, search: str, *, out_dir: str | Path) -> list[P
         try:
             fig.savefig(path, dpi=100)
         except OSError as e:
-            raise LeaderboardError(f"{path}: cannot write the plot ({e.strerror}); pass a writable out_dir") from e
+            raise LeaderboardError(f"{path}: cannot write the plot ({e.strerror}); pass a writable --out directory") from e
         finally:
             plt.close(fig)
         paths.append(path)

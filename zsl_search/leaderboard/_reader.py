@@ -112,11 +112,34 @@ def list_searches(storage_uri: str) -> list[dict[str, Any]]:
     for name in search_names(results):
         key = f"{INDEX_PREFIX}{name}.json"
         try:
-            entries.append(json.loads(results.read_bytes(key)))
+            entry = json.loads(results.read_bytes(key))
+            _check_entry(entry, name)
         except StorageNotFound:
             continue  # deleted between list and read
         except ValueError as e:
             raise LeaderboardError(
                 f"{results.join(key)}: corrupt index entry ({e}); delete it, the next write of search {name!r} recreates it"
             ) from e
+        entries.append(entry)
     return entries
+
+
+# The index entry's fields (as `_writer._upload` writes them): the JSON types each may hold.
+_STR_OR_NULL = ((str, type(None)), "a string or null")
+_ENTRY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "dataset": _STR_OR_NULL, "protocol": _STR_OR_NULL, "best_variant": _STR_OR_NULL, "updated_at": _STR_OR_NULL,
+    "n_trials": ((int,), "an integer"), "best_H": ((int, float, type(None)), "a number or null"),
+}
+
+
+def _check_entry(entry: Any, name: str) -> None:
+    """Raise ValueError (reported like a JSON syntax error) unless ``entry`` is an index entry of
+    search ``name``: valid JSON of another shape would break every reader of the listing."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"expected a JSON object, got {json.dumps(entry)[:40]}")
+    if entry.get("name") != name:
+        raise ValueError(f"its 'name' is {entry.get('name')!r}, not {name!r}")
+    for field, (types, what) in _ENTRY_TYPES.items():
+        value = entry.get(field)
+        if field in entry and (isinstance(value, bool) or not isinstance(value, types)):
+            raise ValueError(f"field {field!r} is {value!r}, not {what}")
