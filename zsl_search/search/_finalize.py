@@ -79,13 +79,15 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     Raises:
         ConfigError: top_k or seeds < 1; the search selected on test; no finalizable trial.
         SearchNotFound: no such search under ``storage``.
+        DataError: the search's dataset is missing or unusable (checked before Ray starts), or
+            became unreadable during a retrain.
     """
     import ray
 
     from .. import settings
     from ..errors import ConfigError
     from ..leaderboard import read_rows, update_test_columns
-    from ..store import DataSource, release_stores
+    from ..store import DataSource, check_source, release_stores
     from .._ray import init_ray
     from ._run import load_saved_spec
 
@@ -93,8 +95,11 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
         raise ConfigError("--top-k and --seeds must be >= 1")
     spec = load_saved_spec(storage, search)
     rows = _finalists(read_rows(storage, search), spec=spec, search=search, top_k=top_k)
-    init_ray(address)
     source = DataSource.from_spec(spec, protocol="test")
+    # The dataset may have moved or broken since the search: say so in one line, as `search
+    # resume` does, before any Ray task would fail with a traceback of its own.
+    check_source(source, cache_dir=settings.cache_dir())
+    init_ray(address)
     store_search = f"{search}-finalize"
     threads = max(1, int(spec.resources.cpu))
     task = ray.remote(_final_run).options(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)
@@ -114,7 +119,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             trial, i = pending.pop(done[0])
-            results[trial][i] = m = ray.get(done[0])
+            results[trial][i] = m = _result(done[0])
             if progress:
                 n = total - len(pending)
                 eta = (time.perf_counter() - start) / n * (total - n)
@@ -134,6 +139,21 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
         columns[row["trial_id"]] = cols
     update_test_columns(storage, search, results=columns)
     return read_rows(storage, search)
+
+
+def _result(ref: Any) -> dict[str, float]:
+    """A retrain's metrics; a problem the user can fix that a task hit (the dataset became
+    unreadable on its node) is raised as itself, its one line, not as Ray's task traceback."""
+    import ray
+
+    from ..errors import ZslSearchError
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, ZslSearchError):
+            raise e.cause from None
+        raise
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,58 @@
+"""`finalize` on bad input: a search whose dataset went missing or broke after it ran is one
+line, before Ray starts, and a user-fixable error a retrain task hits is its own one line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zsl_search.cli import main
+from zsl_search.errors import DataError
+from zsl_search.leaderboard import LeaderboardWriter, read_rows
+
+
+def _searched(tmp_path: Path, demo_dir: Path) -> tuple[Path, Path]:
+    """A finished search as finalize finds it (its saved spec and one finalizable row), on a
+    copy of the demo dataset; no search is run."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    res = tmp_path / "res"
+    spec = {"name": "gone", "dataset": {"path": str(data)}, "variants": ["fclswgan"],
+            "budget": {"trials": 2, "max_epochs": 1}, "storage": str(res)}
+    (res / "gone").mkdir(parents=True)
+    (res / "gone" / "spec.yaml").write_text(yaml.safe_dump(spec))
+    LeaderboardWriter(str(res), "gone").write([{
+        "trial_id": "t0", "variant": "fclswgan", "status": "COMPLETE", "H": 0.5, "U": 0.4, "S": 0.6,
+        "epochs": 1, "best_epoch": 1, "best_step": 10, "schedule_steps": 10, "cls_epochs": 1, "cls_steps": 5,
+        "params": {"lr": 1e-3}}])
+    return data, res
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_finalize_names_a_dataset_gone_since_the_search_in_one_line(demo_dir: Path, tmp_path: Path, capsys,
+                                                                   damage: str) -> None:
+    data, res = _searched(tmp_path, demo_dir)
+    if damage == "deleted":
+        shutil.rmtree(data)
+    else:
+        (data / "res101.mat").write_bytes((data / "res101.mat").read_bytes()[:100])
+    assert main(["finalize", str(res), "--search", "gone", "--top-k", "1", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("zsl-search: error: ") and "\n" not in err and "\x1b" not in err
+    assert str(data) in err
+    assert read_rows(str(res), "gone")[0]["test_H_mean"] is None  # the leaderboard is untouched
+
+
+def test_a_retrain_tasks_data_error_is_raised_as_itself(ray_local) -> None:
+    from zsl_search.search._finalize import _result
+
+    def broken() -> None:
+        raise DataError("/data/res101.mat: unreadable")
+
+    with pytest.raises(DataError, match=r"^/data/res101.mat: unreadable$"):
+        _result(ray_local.remote(broken).remote())
+    with pytest.raises(ray_local.exceptions.RayTaskError):  # a bug keeps Ray's traceback
+        _result(ray_local.remote(lambda: 1 / 0).remote())
