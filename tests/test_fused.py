@@ -150,6 +150,26 @@ def test_a_pack_resumes_from_its_checkpoint_exactly(demo_split) -> None:
                      seeds=WGAN_SEEDS, device="cpu").load_state_dict(state)
 
 
+def test_a_pack_refuses_a_checkpoint_of_other_data(demo_split, demo_dir) -> None:
+    """Another --preprocess (same sizes, other values) or another feature size: one clear error
+    before any weight is copied, not a size-mismatch traceback."""
+    import dataclasses
+
+    from zsl_search.data import load_xlsa, make_split
+
+    params = _params("cgan", CGAN_MEMBERS, epochs=1)
+    state = FusedTrainer(demo_split, variant="cgan", params=params, seeds=CGAN_SEEDS, device="cpu").state_dict()
+    l2 = make_split(load_xlsa(demo_dir), "validation", seed=0, preprocess="l2")
+    narrow = dataclasses.replace(demo_split, **{k: getattr(demo_split, k)[:, :100]
+                                                for k in ("train_x", "seen_x", "unseen_x")})
+    for split, message in ((l2, "checkpoint was trained on other data"),
+                           (narrow, "checkpoint was written for another dataset")):
+        pack = FusedTrainer(split, variant="cgan", params=params, seeds=CGAN_SEEDS, device="cpu")
+        with pytest.raises(ConfigError, match=message):
+            pack.load_state_dict(state)
+        assert pack.ids == [0, 1] and pack.epoch == 0
+
+
 def test_fused_adam_is_torch_adam_bit_for_bit() -> None:
     """Per-member rates and betas, a decaying rate, beta1 0 included: exactly torch's Adam."""
     gen = torch.Generator().manual_seed(0)

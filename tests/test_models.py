@@ -53,6 +53,43 @@ def test_params_coerce_strings_and_reject_unknown_names() -> None:
         v.make_params({"n_critic": 1.5})
 
 
+@pytest.mark.parametrize(("key", "raw"), [("hidden", "1.5"), ("n_critic", "2.7"), ("epochs", "1.7"), ("hidden", "inf"),
+                                          ("hidden", "nan"), ("hidden", float("inf"))])
+def test_int_params_reject_fractions_instead_of_truncating(key: str, raw) -> None:
+    with pytest.raises(ConfigError, match=rf"'{key}': {re.escape(repr(raw))} is not a valid int"):
+        get_variant("fclswgan").make_params({key: raw})
+    p = get_variant("fclswgan").make_params({"hidden": "2.0", "n_critic": "1e1", "epochs": 3.0})
+    assert (p.hidden, p.n_critic, p.epochs) == (2, 10, 3)
+    assert get_variant("fclswgan").make_params({"syn_num": "123456789012345678901"}).syn_num == 123456789012345678901
+
+
+@pytest.mark.parametrize("raw", ["inf", "-inf", "nan", "Infinity", float("inf"), float("nan")])
+def test_float_params_reject_non_finite_values(raw) -> None:
+    with pytest.raises(ConfigError, match=rf"hyperparameter 'lr_g': {re.escape(repr(raw))} is not a finite number"):
+        get_variant("fclswgan").make_params({"lr_g": raw})
+
+
+@pytest.mark.parametrize(("source", "kind", "first"), [
+    ("import math\nraise RuntimeError('boom\\nsecond line')\n", "RuntimeError", "boom"),
+    ("def broken(:\n", "SyntaxError", "invalid syntax"),
+    ("x = {}['missing']\n", "KeyError", "'missing'"),
+])
+def test_a_plugin_failing_on_import_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          source: str, kind: str, first: str) -> None:
+    from zsl_search.models import load_plugins
+
+    name = f"_failing_plugin_{kind.lower()}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as e:
+        load_plugins([name])
+    message = str(e.value)
+    assert message.startswith(f"variant plugin {name!r} failed while importing ({kind}: {first}")
+    assert f'python -c "import {name}"' in message and "\n" not in message and "second line" not in message
+    with pytest.raises(ConfigError, match="cannot be imported"):  # a missing module keeps its own message
+        load_plugins(["_no_such_plugin_module"])
+
+
 def test_per_dataset_reference_defaults() -> None:
     f = get_variant("fclswgan")
     assert f.make_params(dataset="AWA1").lr_g == 1e-5 and f.make_params(dataset="AWA1").syn_num == 1800

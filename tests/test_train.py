@@ -268,3 +268,94 @@ def test_loading_what_is_not_a_checkpoint_is_one_clear_error(demo_split, tmp_pat
         with pytest.raises(ConfigError, match=message):
             trainer.load(path)
     assert (tmp_path / "notes.txt").read_text() == "not a checkpoint"
+
+
+# -- bad input: one line, nothing trained or overwritten ---------------------------------------
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """``cli(*args)``: `zsl_search.cli.main` in this process, (exit status, stderr)."""
+    from zsl_search.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        code = main(list(args))
+        return code, capsys.readouterr().err
+
+    return run
+
+
+SMALL_CLI = ["--variant", "fclswgan", "--epochs", "1", "--set", "hidden=64", "--set", "syn_num=20",
+             "--set", "cls_epochs=1", "--set", "cls_pretrain_epochs=1"]
+
+
+def _one_line(err: str, *parts: str) -> None:
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, err
+
+
+@pytest.mark.parametrize("seed", ["-5", str(2**32), "99999999999999999999"])
+def test_train_rejects_a_seed_outside_32_bits_up_front(cli, demo_dir: Path, seed: str) -> None:
+    code, err = cli("train", "--data", str(demo_dir), *SMALL_CLI, "--seed", seed)
+    assert code == 2
+    _one_line(err, f"--seed {seed}: must be an integer from 0 to {2**32 - 1}")
+
+
+@pytest.mark.parametrize("under", ["afile", "afile/deeper"])
+def test_train_rejects_a_checkpoint_under_a_file_before_training(cli, demo_dir: Path, tmp_path: Path,
+                                                                 under: str) -> None:
+    (tmp_path / "afile").write_text("keep me")
+    target = tmp_path / under / "x.pt"
+    code, err = cli("train", "--data", str(demo_dir), *SMALL_CLI, "--checkpoint", str(target))
+    assert code == 2
+    _one_line(err, f"--checkpoint {target}", "is a file, not a directory")
+    assert "epoch 1" not in err and (tmp_path / "afile").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("hidden", "1.5", "'hidden': '1.5' is not a valid int"),
+    ("epochs", "1.7", "'epochs': '1.7' is not a valid int"),
+    ("lr_g", "inf", "'lr_g': 'inf' is not a finite number"),
+])
+def test_train_rejects_truncated_ints_and_infinite_floats(cli, demo_dir: Path, key: str, value: str,
+                                                          message: str) -> None:
+    code, err = cli("train", "--data", str(demo_dir), "--variant", "fclswgan", "--set", f"{key}={value}")
+    assert code == 2
+    _one_line(err, message)
+
+
+def test_resuming_on_another_feature_size_is_one_clear_error(demo_split, tmp_path: Path) -> None:
+    """A checkpoint of 2048-dim features loaded for 100-dim ones: the file named, no size-mismatch
+    traceback, and the trainer untouched."""
+    import dataclasses
+
+    from zsl_search.errors import ConfigError
+
+    narrow = dataclasses.replace(demo_split, **{k: getattr(demo_split, k)[:, :100]
+                                                for k in ("train_x", "seen_x", "unseen_x")})
+    params = _small(epochs=1)
+    Trainer(demo_split, variant="fclswgan", params=params, seed=0).save(tmp_path / "a.pt")
+    other = Trainer(narrow, variant="fclswgan", params=params, seed=0)
+    with pytest.raises(ConfigError, match=rf"^{tmp_path / 'a.pt'}: checkpoint was written for another dataset "
+                                          rf"\({demo_split.feat_dim}-dim features.*this run has 100-dim features"):
+        other.load(tmp_path / "a.pt")
+    assert other.epoch == 0 and other.step == 0
+
+
+def test_resuming_on_other_data_or_preprocessing_is_refused(cli, demo_dir: Path, tmp_path: Path) -> None:
+    """The same sizes but other values (another --preprocess, another synthetic draw): refused in
+    one line before training, and the checkpoint is left as it was."""
+    from zsl_search.data import synthesize
+
+    ckpt = tmp_path / "ck" / "a.pt"
+    code, err = cli("train", "--data", str(demo_dir), *SMALL_CLI, "--checkpoint", str(ckpt))
+    assert code == 0, err
+    written = ckpt.read_bytes()
+    other = synthesize(tmp_path / "DEMO", preset="demo", seed=1)
+    for extra in (["--data", str(demo_dir), "--preprocess", "l2"], ["--data", str(other)]):
+        code, err = cli("train", *extra, *SMALL_CLI, "--checkpoint", str(ckpt))
+        assert code == 2
+        _one_line(err, f"{ckpt}: checkpoint was trained on other data", "--preprocess")
+        assert "epoch 1/1" not in err
+    assert ckpt.read_bytes() == written
+    code, err = cli("train", "--data", str(demo_dir), *SMALL_CLI, "--checkpoint", str(ckpt))
+    assert code == 0, err  # the data it was trained on still resumes it

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+
+
+MAX_SEED = 2**32 - 1  # numpy's and PyTorch's seeds are unsigned 32-bit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (default: the variant's reference value)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter, e.g. --set lr_g=1e-4 (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help=f"random seed, 0 .. {MAX_SEED} (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--semantics", default="att_splits.mat", help="class-semantics file in the dataset directory")
     p.add_argument("--preprocess", default="minmax", choices=["minmax", "l2", "none"])
@@ -46,6 +50,19 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
+def check_checkpoint_path(path: Path) -> None:
+    """Raise `ConfigError` unless a checkpoint can be written at ``path``: checked before
+    training, where the first save would otherwise fail only after an epoch's work."""
+    if path.is_dir():
+        raise ConfigError(f"--checkpoint {path}: is a directory; name a file, e.g. {path / 'run.pt'}")
+    # The nearest existing ancestor is where `Trainer.save` creates the missing directories.
+    parent = next(p for p in path.absolute().parents if p.exists())
+    if not parent.is_dir():
+        raise ConfigError(f"--checkpoint {path}: {parent} is a file, not a directory; name a checkpoint in a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--checkpoint {path}: directory {parent} is not writable; name a checkpoint in one that is")
+
+
 def run(args: argparse.Namespace) -> int:
     from .._memory import reuse_freed_memory
     from ..data import load_xlsa, make_split
@@ -62,11 +79,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["epochs"] = args.epochs
     if args.eval_every < 1:
         raise ConfigError("--eval-every must be >= 1")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ConfigError(f"--seed {args.seed}: must be an integer from 0 to {MAX_SEED} (2**32 - 1); pass another seed")
     # Validate the hyperparameters and paths before touching the data: a typo fails in milliseconds.
     variant.make_params(overrides)
     check_defaults_name(args.defaults, where="--defaults")
-    if args.checkpoint is not None and args.checkpoint.is_dir():
-        raise ConfigError(f"--checkpoint {args.checkpoint}: is a directory; name a file, e.g. {args.checkpoint / 'run.pt'}")
+    if args.checkpoint is not None:
+        check_checkpoint_path(args.checkpoint)
     if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():
         raise ConfigError(f"--logdir {args.logdir}: is a file; TensorBoard writes a directory of event files")
     ds = load_xlsa(args.data, semantics=args.semantics, defaults=args.defaults)

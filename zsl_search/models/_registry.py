@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -70,14 +71,29 @@ def _coerce(key: str, raw: Any, type_name: Any) -> Any:
                 return False
             raise ValueError
         if type_name == "int":
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            return int(float(raw)) if isinstance(raw, str) else int(raw)
+            return _integral(raw)
         if type_name == "float":
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):  # inf trains to NaN losses and a silent H of 0; nan likewise
+                raise ConfigError(f"hyperparameter {key!r}: {raw!r} is not a finite number; give a finite float, "
+                                  "e.g. 1e-4")
+            return value
         return str(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"hyperparameter {key!r}: {raw!r} is not a valid {type_name}") from None
+
+
+def _integral(raw: Any) -> int:
+    """``raw`` as an int: an int, an integral float (``3.0``) or a string of either (``"3"``,
+    ``"1e3"``); raises ValueError for anything with a fraction (``"1.5"`` would silently be 1)."""
+    if isinstance(raw, str):
+        try:
+            return int(raw)
+        except ValueError:
+            raw = float(raw)
+    if isinstance(raw, float) and not raw.is_integer():  # also inf and nan
+        raise ValueError
+    return int(raw)
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -119,7 +135,8 @@ def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
     the ``zsl_search.variants`` entry-point group (importing a module registers its variants).
 
     Raises:
-        ConfigError: a module cannot be imported (the message names it).
+        ConfigError: a module cannot be found or raises while importing (the message names it,
+            and the exception's type and first line).
     """
     for name in (*modules, *_entry_point_modules()):
         try:
@@ -127,6 +144,11 @@ def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
         except ImportError as e:
             raise ConfigError(f"variant plugin {name!r} cannot be imported ({e}); "
                               "check ZSL_SEARCH_PLUGINS and that the module is on the Python path") from None
+        except Exception as e:  # the plugin's own code failed (a bug or a SyntaxError in it): not ours to trace
+            first = next(iter(str(e).splitlines()), "")
+            raise ConfigError(f"variant plugin {name!r} failed while importing ({type(e).__name__}: {first}); "
+                              f"fix the module, or run `python -c \"import {name}\"` to see the full traceback, "
+                              "or drop it from ZSL_SEARCH_PLUGINS") from None
 
 
 def variant_names() -> list[str]:

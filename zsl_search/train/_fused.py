@@ -29,7 +29,8 @@ from ..errors import ConfigError
 from ..models import CommonParams, get_variant
 from ..models.base import Critic, Generator, leaky_relu, mlp_wgan_gp_loss
 from ._adam import _EPS
-from ._trainer import GEN_CHUNK, _rng_state, eval_inputs, lr_factor, pretrain_classifier
+from ._trainer import (GEN_CHUNK, _rng_state, check_data_identity, data_identity, eval_inputs, lr_factor,
+                       pretrain_classifier)
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -88,6 +89,7 @@ class FusedTrainer:
         self.params, self.seeds = list(params), list(seeds)
         self.ids = list(range(len(params)))
         self.split, self.device = split, resolve_device(device)
+        self.data = data_identity(split)  # what `state_dict` records and `load_state_dict` checks, as Trainer's
         dev = self.device
         self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
         self.seen_att = split.att[: split.n_seen].to(dev)
@@ -276,7 +278,8 @@ class FusedTrainer:
         """Everything training depends on, for the members still in the pack (CPU tensors)."""
         return {
             "variant": self.variant.name, "params": [asdict(p) for p in self.params], "seeds": list(self.seeds),
-            "ids": list(self.ids), "epoch": self.epoch, "step": self.step, "schedule_steps": self.schedule_steps,
+            "data": self.data, "ids": list(self.ids), "epoch": self.epoch, "step": self.step,
+            "schedule_steps": self.schedule_steps,
             "g": [t.detach().cpu() for t in self.g], "d": [t.detach().cpu() for t in self.d],
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rngs": [bytes(r.get_state().numpy()) for r in self.rngs],
@@ -284,7 +287,8 @@ class FusedTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from `state_dict`: this pack must have been built like the one that wrote it
-        (members it had dropped by then are dropped here too)."""
+        (members it had dropped by then are dropped here too), on the same data."""
+        check_data_identity(state.get("data"), self.data)
         if state["variant"] != self.variant.name or state["schedule_steps"] != self.schedule_steps:
             raise ConfigError("checkpoint was written by another variant or schedule; start a new run")
         if not set(state["ids"]) <= set(self.ids):

@@ -4,6 +4,7 @@ decay, evaluation and checkpoints."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import pickle
@@ -41,6 +42,42 @@ def pretrain_classifier(train_x: torch.Tensor, train_y: torch.Tensor, n_seen: in
 
 
 GEN_CHUNK = 8192  # rows per generator call when synthesising evaluation features
+FINGERPRINT_ROWS = 64  # feature rows per set that `data_identity` hashes
+
+
+def data_identity(split: Split) -> dict[str, Any]:
+    """What a checkpoint was trained on, cheaply: the split's sizes, and a digest of its labels,
+    class semantics and class ids and of ``FINGERPRINT_ROWS`` evenly spaced feature rows of each
+    set. Another dataset, protocol or ``--preprocess`` changes every row, so a sample tells them
+    apart without hashing the whole feature matrix (hundreds of MB on AWA2)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in ("train_x", "seen_x", "unseen_x"):
+        x = getattr(split, name)
+        rows = torch.linspace(0, max(x.shape[0] - 1, 0), steps=min(x.shape[0], FINGERPRINT_ROWS), device=x.device)
+        digest.update(x.index_select(0, rows.long()).detach().cpu().contiguous().numpy().tobytes())
+    for name in ("train_y", "seen_y", "unseen_y", "att", "seen_classes", "unseen_classes"):
+        digest.update(getattr(split, name).detach().cpu().contiguous().numpy().tobytes())
+    return {"feat_dim": split.feat_dim, "att_dim": split.att_dim, "n_seen": split.n_seen, "n_unseen": split.n_unseen,
+            "n_train": int(split.train_y.shape[0]), "digest": digest.hexdigest()}
+
+
+def check_data_identity(saved: dict[str, Any] | None, mine: dict[str, Any]) -> None:
+    """Raise `ConfigError` when a checkpoint's `data_identity` (None: written before it was
+    recorded, accepted) is not this run's; checked before any weight is loaded, so another
+    feature size gets this line rather than a size-mismatch traceback."""
+    if saved is None or saved == mine:
+        return
+    if any(saved.get(k) != mine[k] for k in ("feat_dim", "att_dim", "n_seen", "n_unseen")):
+        raise ConfigError(f"checkpoint was written for another dataset ({_shape(saved)}; this run has {_shape(mine)}); "
+                          "resume it on the data it was trained on, or start a new run with another checkpoint file")
+    raise ConfigError("checkpoint was trained on other data (another dataset, --protocol or --preprocess); "
+                      "resume it with the data and options it was trained with, or start a new run with another "
+                      "checkpoint file")
+
+
+def _shape(identity: dict[str, Any]) -> str:
+    return (f"{identity.get('feat_dim')}-dim features, {identity.get('att_dim')}-dim attributes, "
+            f"{identity.get('n_seen')} seen / {identity.get('n_unseen')} unseen classes")
 
 
 def lr_factor(lr_decay: str, step: int, schedule_steps: int) -> float:
@@ -86,6 +123,7 @@ class Trainer:
             raise ConfigError(f"params for {variant!r} must be {self.variant.params_cls.__name__}; use Variant.make_params")
         self.params, self.seed, self.device = params, seed, resolve_device(device)
         self.split = split
+        self.data = data_identity(split)  # once per trainer: `save` writes it every epoch, `load` checks it
         dev = self.device
         self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
         self.seen_att = split.att[: split.n_seen].to(dev)  # (n_seen, A): all the GAN ever sees
@@ -230,6 +268,7 @@ class Trainer:
             "variant": self.variant.name,
             "params": asdict(self.params),
             "seed": self.seed,
+            "data": self.data,
             "epoch": self.epoch,
             "step": self.step,
             "schedule_steps": self.schedule_steps,
@@ -243,6 +282,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_data_identity(state.get("data"), self.data)  # first: other data usually means other defaults too
         if state["variant"] != self.variant.name or state["params"] != asdict(self.params) or state["seed"] != self.seed:
             raise ConfigError("checkpoint was written by a different variant, hyperparameters or seed; start a new run")
         if state.get("schedule_steps", self.schedule_steps) != self.schedule_steps:
@@ -281,7 +321,10 @@ class Trainer:
                               "or delete this one to start afresh") from None
         if not isinstance(state, dict) or "variant" not in state:
             raise ConfigError(f"{path}: not a zsl-search checkpoint; name another file, or delete this one to start afresh")
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)  # refuses before it changes anything
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
 
 def _rng_state(saved: bytes | torch.Tensor) -> torch.Tensor:
