@@ -250,6 +250,38 @@ def test_run_refuses_a_missing_dataset_and_an_existing_search(tmp_path: Path) ->
     assert (tmp_path / "res" / "tiny" / "spec.yaml").read_text() == "name: tiny\n"  # untouched
 
 
+def test_run_refuses_what_it_cannot_run_before_claiming_the_name(tmp_path: Path) -> None:
+    # A Ray address nobody listens at, a negative --top: one line each, at once, and the name
+    # stays free (a claimed name could only be resumed with the same spec).
+    from _ports import free_ports
+
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny(tmp_path / "res")))
+    (port,) = free_ports(1)
+    for flags, line in ((["--address", f"127.0.0.1:{port}"],
+                         f"zsl-search: error: cannot reach a Ray cluster at 127.0.0.1:{port} (Connection refused); "
+                         "check --address or RAY_ADDRESS, or start one with `ray start --head`"),
+                        (["--top", "-1"], "zsl-search: error: --top -1: must be >= 0 (the number of best trials to print)")):
+        r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec_path), *flags],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == line, r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "res").exists()
+
+
+def test_run_refuses_resources_no_node_has_before_claiming_the_name(ray_local, tmp_path: Path, capsys) -> None:
+    from zsl_search.errors import ConfigError
+    from zsl_search.search._run import _check_resources
+
+    spec = parse_spec(tiny(tmp_path / "res", resources={"cpu": 64, "gpu": 0}))
+    with pytest.raises(ConfigError, match=r"a trial needs cpu=64, gpu=0 on one node, more than this machine has "
+                                          r"\(at most cpu=2, gpu=0\); lower resources in the spec"):
+        run_search(spec, progress=False)  # it would wait for a 64-CPU node forever
+    assert not (tmp_path / "res").exists()
+    _check_resources(spec, cluster=True)  # a cluster's autoscaler may add one: a warning, and on
+    assert "trials wait until such a node joins" in capsys.readouterr().err
+    _check_resources(parse_spec(tiny(tmp_path / "res")), cluster=False)  # 1 CPU fits
+
+
 def test_resume_refuses_a_search_saved_with_another_storage_before_starting_anything(tmp_path: Path) -> None:
     from zsl_search.errors import ConfigError
     from zsl_search.search import resume_search

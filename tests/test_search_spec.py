@@ -80,6 +80,20 @@ BAD = [
     ({"space": {"fclswgan": {"lr_g": {"low": 1e-4, "high": 1e-3, "log": "false"}}}},
      "space.fclswgan.lr_g: log must be true or false (got 'false')"),
     ({"dataset": {"path": "demo", "defaults": "PF06"}}, "dataset.defaults: no variant has defaults called 'PF06'"),
+    # Seeds numpy and Optuna cannot take would fail in the driver, after the search was claimed.
+    ({"sampler": {"name": "tpe", "seed": -1}}, "sampler.seed: Input should be greater than or equal to 0"),
+    ({"seed": 2**32}, "seed: Input should be less than or equal to 4294967295"),
+    ({"seed": 1.5}, "seed: Input should be a valid integer"),
+    # A range's ends are values trials get: each must be valid, as a fixed value must be.
+    ({"space": {"fclswgan": {"lr_g": {"low": float("nan"), "high": 1e-3}}}},
+     "space.fclswgan.lr_g: low and high must be finite numbers (got nan, 0.001)"),
+    ({"space": {"fclswgan": {"beta1": {"low": 0.5, "high": 1.0}}}},
+     "space.fclswgan.beta1: range 0.5..1.0: hyperparameter 'beta1' must be in [0, 1)"),
+    ({"space": {"fclswgan": {"lr_g": {"low": -1e-3, "high": 1e-3}}}}, "hyperparameter 'lr_g' must be > 0"),
+    ({"space": {"fclswgan": {"hidden": {"low": 0, "high": 64}}}}, "range 0..64: hyperparameter 'hidden' must be >= 1"),
+    ({"space": {"filmwgan": {"film_depth": {"low": 2, "high": 8}}}}, "'film_depth' must be between 1 and 4"),
+    ({"resources": {"gpu": 1.5}}, "resources.gpu: a fraction of one GPU (e.g. 0.5) or whole GPUs"),
+    ({"storage": ""}, "storage: '' is not a results location"),
 ]
 
 
@@ -122,6 +136,33 @@ def test_cli_validate_bad_spec_exits_2_and_starts_nothing(tmp_path: Path) -> Non
         assert r.returncode == 2 and "variants[0]: unknown variant 'nope'" in r.stderr
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "results").exists()  # nothing was started or written
+
+
+def test_whole_gpus_and_fractions_of_one_pass() -> None:
+    for gpu in (0.25, 1, 2):
+        assert parse_spec({**copy.deepcopy(BASE), "resources": {"gpu": gpu}}).resources.gpu == gpu
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
+    # Plain YAML keeps the last of two `name:` keys silently.
+    path = tmp_path / "twice.yaml"
+    path.write_text(yaml.safe_dump(BASE, sort_keys=False) + "name: other\n")
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    line = len(path.read_text().splitlines())
+    assert f"key 'name' appears twice; keep one (line {line}, column 1)" in str(e.value)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("name: t\nbudget: {trials: 2, max_epochs: 3, trials: 4}\n")
+    with pytest.raises(SpecError, match="key 'trials' appears twice"):
+        load_spec(nested)
+
+
+def test_a_yaml_syntax_error_says_what_and_where(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: t\nbudget: trials: 2\n")
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    assert "cannot read YAML: mapping values are not allowed here (line 2, column 15)" in str(e.value)
 
 
 def test_cli_validate_missing_file(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .errors import warn
+import socket
+
+from .errors import ConfigError, warn
 
 
 def init_ray(address: str | None) -> None:
@@ -17,6 +19,7 @@ def init_ray(address: str | None) -> None:
         return
     address = address or settings.ray_address()
     if address:
+        _check_reachable(address)
         ray.init(address=address, namespace=None, log_to_driver=False)
         return
     for attempt in range(3):
@@ -30,3 +33,17 @@ def init_ray(address: str | None) -> None:
                 raise
             ray.shutdown()
             warn("local Ray took over 30 s to start (a busy machine?); starting it again")
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in one line when nothing listens at ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``):
+    ``ray.init`` would retry for minutes, printing its own warnings. Other forms (``auto``) are
+    left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or "://" in host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        raise ConfigError(f"cannot reach a Ray cluster at {address} ({e.strerror or e}); check --address or "
+                          "RAY_ADDRESS, or start one with `ray start --head`") from None

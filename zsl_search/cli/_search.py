@@ -74,6 +74,7 @@ def run_run(args: argparse.Namespace) -> int:
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
+    _check_top(args.top)
     # Every spec error, the flags' included, is reported before Ray starts.
     spec = load_spec(args.spec).override({"storage": args.storage, "name": args.name,
                                           "budget.trials": args.max_trials, "dataset.defaults": args.defaults},
@@ -85,8 +86,17 @@ def run_run(args: argparse.Namespace) -> int:
 def run_resume(args: argparse.Namespace) -> int:
     from ..search import resume_search
 
+    _check_top(args.top)
     result = resume_search(args.name, storage=args.storage, address=args.address)
     return print_best(result, top=args.top)
+
+
+def _check_top(top: int) -> None:
+    # Before the search, not after it: the leaderboard printer would refuse it only at the end.
+    from ..errors import ConfigError
+
+    if top < 0:
+        raise ConfigError(f"--top {top}: must be >= 0 (the number of best trials to print)")
 
 
 def run_submit(args: argparse.Namespace) -> int:

@@ -163,6 +163,10 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
     if progress:
         print(f"{spec.name}: {info['name']} ({spec.protocol} protocol), {_defaults_line(spec, info['defaults'])}",
               file=sys.stderr, flush=True)
+    # Ray before the name is claimed: a cluster that cannot be reached, or that no trial fits,
+    # must not leave behind a search that only `resume` (with the same spec) could continue.
+    _init_ray(address)
+    _check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
         _claim_name(spec)
     journal = _journal_path(spec.storage, spec.name, cache_dir)
@@ -170,6 +174,24 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
                                   info=info, progress=progress)
     return _reconcile(spec, ledger, journal, cache_dir=cache_dir, feature_stores=feature_stores,
                       seconds=time.perf_counter() - start)
+
+
+def _check_resources(spec: SearchSpec, *, cluster: bool) -> None:
+    """A trial runs on one node with ``spec.resources``; where no node has them it would wait
+    forever. On this machine that is an error; a cluster's autoscaler may still add such a node."""
+    import ray
+
+    need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+    if any(all(have.get(k, 0.0) >= v for k, v in need.items() if v > 0) for have in nodes):
+        return
+    largest = ", ".join(f"{k.lower()}={max((have.get(k, 0.0) for have in nodes), default=0.0):g}" for k in need)
+    where = "any node of the cluster" if cluster else "this machine"
+    line = (f"resources: a trial needs cpu={spec.resources.cpu:g}, gpu={spec.resources.gpu:g} on one node, more "
+            f"than {where} has (at most {largest})")
+    if not cluster:
+        raise ConfigError(f"{line}; lower resources in the spec")
+    warn(f"{line}; trials wait until such a node joins (an autoscaler's), or stop the search with Ctrl-C")
 
 
 def _ledger(spec: SearchSpec, *, dataset: str, resume: bool, progress: bool) -> Any:
@@ -197,8 +219,7 @@ def _fit(spec: SearchSpec, source: Any, journal: Path, *, address: str | None, r
     defaults = info["defaults"]
     ledger, feature_stores = None, []
     try:
-        _init_ray(address)  # first: Ray installs signal handlers of its own, ours go on top
-        with _graceful_signals(), _quiet_tune_logs():
+        with _graceful_signals(), _quiet_tune_logs():  # after Ray's own signal handlers, on top of them
             try:
                 # The store before the ledger: its process starts and loads the dataset while
                 # this one imports Tune (the ledger's first import of it), not after.

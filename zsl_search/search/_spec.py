@@ -15,6 +15,8 @@ Example spec (see ``experiments/``):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -29,6 +31,7 @@ from ._factories import SAMPLERS, SCHEDULERS
 __all__ = ["SearchSpec", "VariantSpace", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "RuntimeSpec", "load_spec", "parse_spec"]
 
 ALL = "all"  # the `space` key whose entries apply to every variant
+MAX_SEED = 2**32 - 1  # numpy's and Optuna's seeds are 32-bit
 
 
 class VariantSpace(NamedTuple):
@@ -61,7 +64,7 @@ class BudgetSpec(_Strict):
 
 class SamplerSpec(_Strict):
     name: str = "tpe"  # a key of SAMPLERS
-    seed: int = 0
+    seed: StrictInt = Field(default=0, ge=0, le=MAX_SEED)
 
     @field_validator("name")
     @classmethod
@@ -72,6 +75,14 @@ class SamplerSpec(_Strict):
 class ResourcesSpec(_Strict):
     cpu: float = Field(default=1.0, gt=0)
     gpu: float = Field(default=0.0, ge=0, le=8)
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, gpu: float) -> float:
+        # Ray shares a GPU between trials in fractions of one, never more than one in fractions.
+        if gpu > 1 and not float(gpu).is_integer():
+            raise ValueError("a fraction of one GPU (e.g. 0.5) or whole GPUs (1, 2, ...)")
+        return gpu
 
 
 class RuntimeSpec(_Strict):
@@ -111,7 +122,7 @@ class SearchSpec(_Strict):
     # Up to `pack` trials of one variant and network shape train as ONE fused model (one Tune
     # trial, one Optuna trial and leaderboard row per member); 1 = one model per trial.
     pack: StrictInt = Field(default=1, ge=1, le=64)
-    seed: int = 0
+    seed: StrictInt = Field(default=0, ge=0, le=MAX_SEED)
     device: str = "auto"
     eval_every: StrictInt = Field(default=1, ge=1)
     warm_start: bool = True  # first trial of each variant = its reference defaults
@@ -198,6 +209,9 @@ def _resolve(variant: str, entries: dict[str, tuple[Any, str]], problems: list[s
                 if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
                     bad(where, name, "low and high must be numbers")
                     continue
+                if not all(math.isfinite(x) for x in (low, high)):
+                    bad(where, name, f"low and high must be finite numbers (got {low}, {high})")
+                    continue
                 if kind not in ("int", "float"):
                     bad(where, name, f"a range needs a numeric hyperparameter; {name} is {kind}, use choices")
                     continue
@@ -212,6 +226,12 @@ def _resolve(variant: str, entries: dict[str, tuple[Any, str]], problems: list[s
                     continue
                 if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
                     bad(where, name, "an integer range needs integer bounds")
+                    continue
+                try:  # both ends are values a trial may get, so each must be valid, as a fixed value is
+                    for end in (low, high):
+                        v.make_params({name: int(end) if kind == "int" else float(end)})
+                except ConfigError as e:
+                    bad(where, name, f"range {low}..{high}: {e}")
                     continue
                 dists[name] = Int(int(low), int(high), log) if kind == "int" else Float(float(low), float(high), log)
             else:
@@ -307,15 +327,42 @@ def _pydantic_problem(err: dict[str, Any]) -> str:
     return f"{path}: {err['msg'].removeprefix('Value error, ')}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else "")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the last
+    one silently, so a second ``name:`` or ``budget:`` further down would win unseen."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the base loader says "found unhashable key"
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice; keep one",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: Exception) -> str:
+    # A marked error's first line is its context ("while parsing a block mapping"); what is
+    # wrong, and where, is its problem and mark.
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem:
+        mark = e.problem_mark
+        return e.problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+    return str(e).splitlines()[0]
+
+
 def load_spec(path: str | Path) -> SearchSpec:
     """Read and validate a YAML spec file (change it afterwards with `SearchSpec.override`)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise SpecError([f"file not found: {path}"], str(path)) from None
     except (OSError, yaml.YAMLError) as e:
-        raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], str(path)) from None
+        raise SpecError([f"cannot read YAML: {_yaml_problem(e)}"], str(path)) from None
     except UnicodeDecodeError:
         raise SpecError(["not a text file (not UTF-8); a spec is a YAML file"], str(path)) from None
     return parse_spec(data, source=str(path))

@@ -49,6 +49,8 @@ class LocalStorage(Storage):
     remote = False
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        if isinstance(root, str):
+            self.check_uri(root)
         self._root = _path_of(root).absolute()
         try:
             self._root.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,12 @@ class LocalStorage(Storage):
                 f"{self._root}: cannot create the storage directory ({e.strerror}); "
                 "check the path and its permissions"
             ) from e
+
+    @classmethod
+    def check_uri(cls, uri: str) -> None:
+        # An empty path would be the working directory, whatever it is when the command runs.
+        if not (uri[len("file://"):] if uri.lower().startswith("file://") else uri).strip():
+            raise StorageError(f"{uri!r} is not a results location; name a directory (e.g. ./zsl-results) or s3://bucket/prefix")
 
     @classmethod
     def is_absolute(cls, uri: str) -> bool:
