@@ -449,3 +449,86 @@ def test_like_scaled_and_without_train_val(tmp_path):
     with pytest.raises(DataError, match="protocol='test'"):
         make_split(apy, "validation")
     assert PROTOCOLS == ("validation", "test")
+
+
+# ---------------------------------------------------------------- bad input, one line each
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_synth_refuses_a_seed_outside_32_bits(tmp_path, capsys, seed):
+    from zsl_search.cli import main
+
+    assert main(["data", "synth", str(tmp_path / "s"), "--seed", seed]) == 2
+    err = capsys.readouterr().err
+    assert err == f"zsl-search: error: --seed {seed}: must be an integer from 0 to 4294967295 (2**32 - 1); " \
+                  "pass another seed\n"
+    assert not (tmp_path / "s").exists()
+
+
+def test_synth_into_a_file_names_the_output_directory(tmp_path, capsys):
+    from zsl_search.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for out in (afile, afile / "sub"):
+        assert main(["data", "synth", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"zsl-search: error: {out}: ") and "choose another output directory" in err
+        assert "out_dir" not in err and err.count("\n") == 1
+    assert afile.read_text() == "keep"
+
+
+def test_an_unknown_defaults_name_is_refused_wherever_it_is_given(tmp_path, capsys):
+    """A `defaults` no variant has would train silently with the reference defaults while
+    `data info` shows the name: zsl-dataset.json, `data synth --like` and `variants --dataset`
+    refuse it in one line naming the file or the flag."""
+    from zsl_search.cli import main
+    from zsl_search.data import IDENTITY_FILE, write_identity
+
+    root = synthesize(tmp_path / "mydata", preset="demo", seed=0)
+    (root / IDENTITY_FILE).write_text('{"name": "MYDATA", "defaults": "NOPE"}')
+    with pytest.raises(DataError, match=rf"{IDENTITY_FILE}: field 'defaults': no variant has defaults called 'NOPE'"):
+        load_xlsa(root)
+    assert main(["data", "info", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert str(root / IDENTITY_FILE) in err and "'defaults'" in err and err.count("\n") == 1
+    (root / IDENTITY_FILE).write_text('{"name": "MYDATA", "defaults": "mydata"}')  # by the name: the fallback
+    assert load_xlsa(root).defaults == "MYDATA"
+    with pytest.raises(ConfigError, match="no variant has defaults called 'NOPE'"):
+        write_identity(root, name="mydata", defaults="NOPE")
+    write_identity(root, name="faces")  # no defaults: the name decides, and the file says nothing else
+    assert (root / IDENTITY_FILE).read_text() == '{\n "name": "FACES"\n}\n' and load_xlsa(root).defaults == "FACES"
+
+    like_foo = ["data", "synth", str(tmp_path / "s4"), "--like", "FOO", "--att-file", str(root / "att_splits.mat")]
+    assert main(like_foo) == 2
+    assert "--like 'FOO': not a dataset zsl-search knows; use one of APY, AWA1" in capsys.readouterr().err
+    assert not (tmp_path / "s4").exists()
+    assert main(["variants", "fclswgan", "--dataset", "CUBB"]) == 2
+    assert "--dataset: no variant has defaults called 'CUBB'" in capsys.readouterr().err
+    assert main(["variants", "fclswgan", "--dataset", "cub"]) == 0
+    assert "fclswgan" in capsys.readouterr().out
+
+
+def test_like_a_dataset_without_defaults_of_its_own_names_the_reference_ones(tmp_path):
+    from zsl_search.data import read_identity
+
+    idx = np.arange(1, 65).reshape(32, 2)  # APY's 20 seen + 12 unseen classes, 2 images each
+    apy = {"att": np.random.default_rng(0).random((4, 32)), "trainval_loc": idx[:20, :1].astype(np.uint16),
+           "test_seen_loc": idx[:20, 1:].astype(np.uint16),
+           "test_unseen_loc": idx[20:].reshape(-1, 1).astype(np.uint16)}
+    scipy.io.savemat(tmp_path / "apy.mat", apy)
+    root = synthesize(tmp_path / "apy-like", preset="like", like="APY", att_file=tmp_path / "apy.mat", feat_dim=8)
+    assert read_identity(root)["defaults"] == "REFERENCE"  # a known layout, but no variant has APY defaults
+    root = synthesize(tmp_path / "faces", preset="like", like="pf60", att_file=tmp_path / "apy.mat", feat_dim=8)
+    assert load_xlsa(root).defaults == "PF60"  # a defaults name with no published layout: generic splits
+
+
+def test_a_feature_file_that_is_a_directory_is_called_one(tmp_path, capsys):
+    from zsl_search.cli import main
+
+    res, att = _tiny()
+    root = _write_tiny(tmp_path / "d", res, att)
+    (root / "res101.mat").unlink()
+    (root / "res101.mat").mkdir()
+    assert main(["data", "info", str(root)]) == 2
+    assert capsys.readouterr().err == (f"zsl-search: error: {root / 'res101.mat'}: is a directory, not a file; "
+                                       "put the xlsa17 file there or run `zsl-search data synth`\n")

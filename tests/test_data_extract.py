@@ -273,3 +273,65 @@ def test_semantics_names_a_class_without_semantics(extracted, tmp_path: Path) ->
     text.write_text(json.dumps({c: "the and of" if c == "ant" else f"a {c} thing" for c in CLASSES}))
     with pytest.raises(DataError, match="'ant' has an all-zero semantic vector"):
         build_semantics(src, text=text)
+
+
+# ---------------------------------------------------------------- bad input, one line each
+
+def _features_only(root: Path) -> Path:
+    """What `data extract` leaves for `data semantics` (labels and class names), without Ray."""
+    root.mkdir(parents=True)
+    labels = np.repeat(np.arange(1, len(CLASSES) + 1), 6).astype(np.float64)[:, None]
+    scipy.io.savemat(root / "res101.mat", {"features": np.ones((4, labels.size), np.float32), "labels": labels})
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    return root
+
+
+def _table(path: Path, rows: list[str]) -> Path:
+    path.write_text("class,a,b\n" + "".join(f"{r}\n" for r in rows))
+    return path
+
+
+def test_extract_into_a_file_is_one_line_before_any_work(images: Path, tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for out in (afile, afile / "sub"):
+        argv = ["data", "extract", str(images), str(out), "--weights", "none", "--model", "mobilenet_v3_small"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"zsl-search: error: {out}: ") and "is not a directory" in err and err.count("\n") == 1
+    assert afile.read_text() == "keep"
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["--seed", "-1"], "--seed -1: must be an integer from 0 to 4294967295"),
+    (["--seed", str(2**32)], f"--seed {2**32}: must be an integer from 0 to 4294967295"),
+    (["--unseen", "eel", "--unseen-fraction", "0.3"], "--unseen and --unseen-fraction both given"),
+    (["--val", "cat", "--val-fraction", "0.3"], "--val and --val-fraction both given"),
+    (["--defaults", "NOPE"], "--defaults: no variant has defaults called 'NOPE'"),
+])
+def test_semantics_refuses_bad_flags_before_writing(tmp_path: Path, capsys, argv: list[str], match: str) -> None:
+    root = _features_only(tmp_path / "pets")
+    table = _table(tmp_path / "att.csv", [f"{c},{i},1" for i, c in enumerate(CLASSES)])
+    assert main(["data", "semantics", str(root), "--table", str(table), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zsl-search: error: ") and match in err and err.count("\n") == 1
+    assert sorted(p.name for p in root.iterdir()) == ["classes.txt", "res101.mat"]  # nothing written
+
+
+@pytest.mark.parametrize("second", ["1,0", "0,0"])
+def test_semantics_names_a_class_with_two_rows(tmp_path: Path, second: str) -> None:
+    """Neither the last row winning silently nor an all-zero complaint: the duplicate, named."""
+    root = _features_only(tmp_path / "pets")
+    table = _table(tmp_path / "att.csv", ["ant,0,1", "bee,1,1", f"ant,{second}", "cat,1,2", "dog,2,1", "eel,3,1"])
+    with pytest.raises(DataError, match=r"att.csv: class 'ant' has two rows \(lines 2 and 4\); keep one of them"):
+        build_semantics(root, table=table)
+    assert not (root / "att_splits.mat").exists()
+
+
+def test_semantics_without_defaults_follows_the_name_and_with_them_keeps_them(tmp_path: Path) -> None:
+    root = _features_only(tmp_path / "pets")
+    table = _table(tmp_path / "att.csv", [f"{c},{i},1" for i, c in enumerate(CLASSES)])
+    build_semantics(root, table=table, unseen=["eel"], seed=0)
+    assert (load_xlsa(root).name, load_xlsa(root).defaults) == ("PETS", "PETS")
+    build_semantics(root, table=table, unseen=["eel"], seed=0, defaults="pf60")
+    assert load_xlsa(root).defaults == "PF60"

@@ -56,9 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--table", type=Path, help="CSV/TSV with a header: class, then numeric attribute columns")
     src.add_argument("--text", type=Path, help="YAML/JSON mapping class -> description (encoded with TF-IDF)")
     m.add_argument("--unseen", help="comma-separated unseen classes (default: a seeded --unseen-fraction)")
-    m.add_argument("--unseen-fraction", type=float, default=0.2)
+    m.add_argument("--unseen-fraction", type=float,
+                   help="share of the classes made unseen (default 0.2; not with --unseen)")
     m.add_argument("--val", help="comma-separated validation classes among the seen (default: a seeded --val-fraction)")
-    m.add_argument("--val-fraction", type=float, default=0.2)
+    m.add_argument("--val-fraction", type=float,
+                   help="share of the seen classes made val (default 0.2; not with --val)")
     m.add_argument("--test-seen-fraction", type=float, default=0.2, help="share of each seen class held out for test")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--name", help="dataset name (default: the folder's name)")

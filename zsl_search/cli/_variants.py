@@ -13,8 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import get_variant, variant_names
+    from ..models import check_defaults_name, get_variant, variant_names
 
+    check_defaults_name(args.dataset, where="--dataset")  # a typo would show the reference defaults as CUB's
     if args.name is None:
         for name in variant_names():
             print(f"{name:10s} {get_variant(name).description}")

@@ -29,6 +29,7 @@ from ..errors import ConfigError, DataError, warn
 from ._images import ImageList, backbone, decode, list_images, preprocess
 from .._files import atomic_write
 from ._mat import MAT_FORMATS, write_mat
+from ._paths import check_output_dir
 
 REPORT_FILE = "extract-report.json"
 CLASSES_FILE = "classes.txt"
@@ -82,8 +83,9 @@ def extract(
     Returns:
         The report also written to ``extract-report.json``.
     Raises:
-        DataError: a bad image source (before any work), or ``out`` holds files of another
-            extraction (pass ``restart``) or a ``res101.mat`` this command did not write.
+        DataError: a bad image source or an ``out`` that is a file (before any work), or ``out``
+            holds files of another extraction (pass ``restart``) or a ``res101.mat`` this command
+            did not write.
         ConfigError: bad settings, model or weights.
     """
     import ray
@@ -96,8 +98,9 @@ def extract(
         raise ConfigError(f"--format {mat_format!r}: use one of {', '.join(MAT_FORMATS)}")
     if threads < 1 or (actors is not None and actors < 1):
         raise ConfigError("--actors and --threads must be positive integers")
-    listing = list_images(images)
     out = Path(out)
+    check_output_dir(out)
+    listing = list_images(images)
     manifest = _manifest(listing, settings)
     work = out / _WORK_DIR
     if _finished(out, manifest) and not restart:

@@ -25,15 +25,17 @@ from ._extract import CLASSES_FILE
 from ._images import read_table
 from .._files import atomic_write
 from ._mat import MAT_FORMATS, read_mat, write_mat
+from ._seed import check_seed
 from ._xlsa import write_identity
 
 TEST_SEEN_FRACTION = 0.2
+DEFAULT_FRACTION = 0.2  # of all classes unseen, then of the seen ones val, when not named
 
 
 def build_semantics(
     root: str | Path, *, table: str | Path | None = None, text: str | Path | None = None,
-    unseen: Sequence[str] | None = None, unseen_fraction: float = 0.2,
-    val: Sequence[str] | None = None, val_fraction: float = 0.2,
+    unseen: Sequence[str] | None = None, unseen_fraction: float | None = None,
+    val: Sequence[str] | None = None, val_fraction: float | None = None,
     test_seen_fraction: float = TEST_SEEN_FRACTION, seed: int = 0,
     name: str | None = None, defaults: str | None = None, mat_format: str = "v5",
 ) -> dict[str, Any]:
@@ -45,7 +47,8 @@ def build_semantics(
         text: a YAML or JSON mapping of class name -> description, encoded with TF-IDF
             (scikit-learn; English stop words removed, sublinear term frequency).
         unseen, val: class names; when None, a seeded ``unseen_fraction`` of all classes, then a
-            seeded ``val_fraction`` of the seen ones (at least one class each).
+            seeded ``val_fraction`` of the seen ones (at least one class each; both default 0.2).
+            Give a role its names or its fraction, not both.
         test_seen_fraction: share of each seen class's images held out as ``test_seen``.
         seed: seeds every random choice.
         name, defaults: the dataset's identity (see `XlsaDataset`); default the folder's name.
@@ -53,18 +56,30 @@ def build_semantics(
     Returns:
         A summary: classes per role, images per split, the semantic dimension.
     Raises:
-        ConfigError: not exactly one of ``table``/``text``, unknown class names, impossible fractions.
+        ConfigError: not exactly one of ``table``/``text``, names and a fraction for one role,
+            unknown class names, impossible fractions, a seed outside 0 .. 2**32 - 1, an unknown
+            ``defaults`` name.
         DataError: a missing or malformed input file, a class without semantics or with too few images.
     """
+    from ..models import check_defaults_name  # the variants' registry: imported only when needed
+
     root = Path(root)
     if (table is None) == (text is None):
         raise ConfigError("give the class semantics as exactly one of --table CSV or --text YAML/JSON")
     if mat_format not in MAT_FORMATS:
         raise ConfigError(f"--format {mat_format!r}: use one of {', '.join(MAT_FORMATS)}")
+    for role, names, fraction in (("unseen", unseen, unseen_fraction), ("val", val, val_fraction)):
+        if names is not None and fraction is not None:  # the fraction would be ignored without a word
+            raise ConfigError(f"--{role} and --{role}-fraction both given; pass the {role} classes by name "
+                              f"or as a fraction, not both")
+    unseen_fraction = DEFAULT_FRACTION if unseen_fraction is None else unseen_fraction
+    val_fraction = DEFAULT_FRACTION if val_fraction is None else val_fraction
     for flag, value in (("--unseen-fraction", unseen_fraction), ("--val-fraction", val_fraction),
                         ("--test-seen-fraction", test_seen_fraction)):
         if not 0 < value < 1:
             raise ConfigError(f"{flag} {value}: must be between 0 and 1")
+    check_seed(seed)
+    check_defaults_name(defaults, where="--defaults")  # before anything is written
     classes = _classes(root)
     labels = _labels(root, len(classes))  # (N,) 0-based
     att = _from_table(Path(table), classes) if table is not None else _from_text(Path(text), classes)  # (C, A)
@@ -107,7 +122,8 @@ def build_semantics(
     for key, rows in out.items():
         variables[f"{key}_loc"] = (rows + 1).astype(dtype)[:, None]  # (n, 1), 1-based
     atomic_write(root / "att_splits.mat", lambda p: write_mat(p, variables, mat_format=mat_format))
-    write_identity(root, name=name or root.resolve().name, defaults=defaults or name or root.resolve().name)
+    # Without --defaults the file names none: the defaults follow the dataset's name, as everywhere.
+    write_identity(root, name=name or root.resolve().name, defaults=defaults)
     return {
         "classes": len(classes), "semantic_dim": int(att.shape[1]),
         "unseen": [classes[i] for i in unseen_idx], "val": [classes[i] for i in val_idx],
@@ -145,13 +161,18 @@ def _from_table(path: Path, classes: list[str]) -> np.ndarray:
         raise DataError(f"{path}: expected a header row (class, attribute names...) and one row per class")
     width = len(rows[0])
     values: dict[str, list[float]] = {}
+    lines: dict[str, int] = {}  # class -> the line of its row
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != width:
             raise DataError(f"{path}: line {line} has {len(row)} fields, the header {width}")
+        name = row[0].strip()
+        if name in lines:  # which of the two rows was meant is the user's call, not ours
+            raise DataError(f"{path}: class {name!r} has two rows (lines {lines[name]} and {line}); keep one of them")
+        lines[name] = line
         try:
-            values[row[0].strip()] = [float(v) for v in row[1:]]
+            values[name] = [float(v) for v in row[1:]]
         except ValueError:
-            raise DataError(f"{path}: line {line} ({row[0].strip()!r}) has a non-numeric attribute value") from None
+            raise DataError(f"{path}: line {line} ({name!r}) has a non-numeric attribute value") from None
     missing = [c for c in classes if c not in values]
     if missing:
         raise DataError(f"{path}: no row for {len(missing)} class(es) of the dataset, e.g. {missing[0]!r}")

@@ -9,7 +9,9 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .._files import atomic_write
+from ._paths import check_output_dir
 from ._mat import MAT_FORMATS, cellstr_to_list, read_mat, write_mat
+from ._seed import check_seed
 from ._xlsa import write_identity
 
 PRESETS = ("demo", "like")
@@ -49,8 +51,9 @@ def synthesize(out_dir: str | Path, *, preset: str = "demo", like: str | None = 
     Returns:
         out_dir as a Path.
     Raises:
-        ConfigError: bad preset/arguments. DataError: unreadable att_file, out_dir is a file, or
-            it holds a res101.mat or att_splits.mat that this function did not write.
+        ConfigError: bad preset/arguments, an unknown ``like``, a seed outside 0 .. 2**32 - 1.
+        DataError: unreadable att_file, out_dir (or a folder above it) is a file, or it holds a
+            res101.mat or att_splits.mat that this function did not write.
     """
     out = Path(out_dir)
     if preset not in PRESETS:
@@ -61,12 +64,13 @@ def synthesize(out_dir: str | Path, *, preset: str = "demo", like: str | None = 
         raise ConfigError(f"scale={scale!r} must be > 0 (and <= 1 for preset 'like')")
     if feat_dim is not None and feat_dim < 1:
         raise ConfigError(f"feat_dim={feat_dim!r} must be a positive integer")
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a directory; choose another out_dir")
+    check_seed(seed)
+    defaults = "DEMO" if preset == "demo" else _like_defaults(like)
+    check_output_dir(out)
     for name in ("res101.mat", "att_splits.mat"):  # a real xlsa17 set may hold att_splits.mat alone
         if (out / name).exists() and not (out / _MARKER).exists():
             raise DataError(f"{out / name}: exists and is not a zsl-search synthetic file; "
-                            f"choose another out_dir or remove it yourself")
+                            f"choose another output directory or remove it yourself")
     rng = np.random.default_rng(seed)
     if preset == "demo":
         att, names, labels, locs = _demo_layout(rng, scale)
@@ -102,8 +106,24 @@ def synthesize(out_dir: str | Path, *, preset: str = "demo", like: str | None = 
     atomic_write(out / "res101.mat", lambda p: write_mat(p, res_vars, mat_format=mat_format))
     # The set keeps its identity under any directory name: a demo set trains with the demo
     # defaults, a CUB-like one with CUB's.
-    write_identity(out, name=out.resolve().name, defaults="DEMO" if preset == "demo" else str(like))
+    write_identity(out, name=out.resolve().name, defaults=defaults)
     return out
+
+
+def _like_defaults(like: str | None) -> str | None:
+    """The defaults a set shaped like ``like`` trains with: its own where a variant has them,
+    else the reference ones (APY). A name zsl-search knows neither way is a typo (``CUBB``): it
+    would get invented split sizes and the reference defaults without a word."""
+    from ..models import defaults_names  # the variants' registry: imported only when needed
+
+    if like is None:
+        return None  # refused below: preset 'like' needs it
+    if like.upper() in defaults_names():
+        return like.upper()
+    if like.upper() in KNOWN_DATASETS:
+        return "REFERENCE"
+    known = sorted({*KNOWN_DATASETS, *defaults_names()})
+    raise ConfigError(f"--like {like!r}: not a dataset zsl-search knows; use one of {', '.join(known)}")
 
 
 def _demo_layout(rng: np.random.Generator, scale: float):

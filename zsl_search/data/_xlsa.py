@@ -75,16 +75,14 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
     feat_path = root / features
     sem_path = root / semantics
     for p in (feat_path, sem_path):
-        if not p.is_file():
-            raise DataError(f"{p}: file not found; put the xlsa17 file there or run `zsl-search data synth`")
+        _require_file(p, "put the xlsa17 file there or run `zsl-search data synth`")
     fmat = read_mat(feat_path)
     smat = read_mat(sem_path)
     # locs come from the semantics file when it has all of them, else from att_splits.mat
     split_path, split_mat = sem_path, smat
     if not all(f"{k}_loc" in smat for k in REQUIRED_LOCS) and sem_path.name != _ATT_SPLITS:
         split_path = root / _ATT_SPLITS
-        if not split_path.is_file():
-            raise DataError(f"{split_path}: file not found; {semantics} has no split locs, so att_splits.mat is needed")
+        _require_file(split_path, f"{semantics} has no split locs, so att_splits.mat is needed")
         split_mat = read_mat(split_path)
 
     feats = _require(fmat, "features", feat_path)
@@ -153,7 +151,8 @@ def read_identity(root: str | Path) -> dict[str, str]:
     """``{"name": ..., "defaults": ...}`` from the dataset's ``zsl-dataset.json`` ({} without one).
 
     Raises:
-        DataError: the file is not a JSON object of non-empty strings.
+        DataError: the file is not a JSON object of non-empty strings, or its ``defaults`` is a
+            name no variant has defaults by.
     """
     path = Path(root) / IDENTITY_FILE
     if not path.is_file():
@@ -166,16 +165,50 @@ def read_identity(root: str | Path) -> dict[str, str]:
     if not isinstance(data, dict) or any(k not in ("name", "defaults") or not isinstance(v, str) or not v.strip()
                                          for k, v in data.items()):
         raise DataError(f'{path}: expected {{"name": "...", "defaults": "..."}} with non-empty strings')
-    return {k: v.strip() for k, v in data.items()}
+    ident = {k: v.strip() for k, v in data.items()}
+    _check_defaults(path, ident)
+    return ident
 
 
-def write_identity(root: str | Path, *, name: str, defaults: str) -> Path:
+def _check_defaults(path: Path, ident: dict[str, str]) -> None:
+    """An unknown ``defaults`` would train silently with the reference defaults while `data info`
+    shows the name: refuse it. ``defaults`` equal to ``name`` is the by-name fallback (what an
+    earlier `data semantics` wrote without --defaults), fine whether or not it has defaults."""
+    from ..errors import ConfigError
+    from ..models import check_defaults_name
+
+    defaults = ident.get("defaults")
+    if defaults is None or defaults.upper() == ident.get("name", "").upper():
+        return
+    try:
+        check_defaults_name(defaults, where=f"{path}: field 'defaults'")
+    except ConfigError as e:
+        raise DataError(f"{e}; fix the file or delete the field") from None
+
+
+def write_identity(root: str | Path, *, name: str, defaults: str | None = None) -> Path:
     """Write ``zsl-dataset.json`` (atomically) so the dataset keeps its name and defaults
-    wherever it is copied (another directory name, an s3:// prefix)."""
+    wherever it is copied (another directory name, an s3:// prefix). Without ``defaults`` the
+    file has no such field: the defaults follow the name.
+
+    Raises:
+        ConfigError: ``defaults`` is a name no variant has defaults by.
+    """
+    from ..models import check_defaults_name
+
+    check_defaults_name(defaults, where="defaults")
     path = Path(root) / IDENTITY_FILE
-    text = json.dumps({"name": name.upper(), "defaults": defaults.upper()}, indent=1) + "\n"
+    ident = {"name": name.upper()} | ({} if defaults is None else {"defaults": defaults.upper()})
+    text = json.dumps(ident, indent=1) + "\n"
     atomic_write(path, lambda p: p.write_text(text))
     return path
+
+
+def _require_file(path: Path, fix: str) -> None:
+    if path.is_dir():  # "not found" would send the user looking for something that is there
+        raise DataError(f"{path}: is a directory, not a file; {fix}")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; {fix}")
 
 
 def _require(mat: dict[str, Any], key: str, path: Path) -> Any:

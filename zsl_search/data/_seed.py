@@ -1,0 +1,14 @@
+"""The one seed range the data commands accept."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+MAX_SEED = 2**32 - 1  # numpy's legacy and Optuna's seeds are 32-bit; the search specs use the same range
+
+
+def check_seed(seed: int, *, flag: str = "--seed") -> None:
+    """Raise `ConfigError` naming ``flag`` unless ``seed`` is an integer in 0 .. 2**32 - 1
+    (numpy refuses a negative seed with a traceback deep inside the generator)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{flag} {seed!r}: must be an integer from 0 to {MAX_SEED} (2**32 - 1); pass another seed")
