@@ -71,7 +71,8 @@ def plot_search(storage_uri: str, search: str, *, out_dir: str | Path) -> list[P
         try:
             fig.savefig(path, dpi=100)
         except OSError as e:
-            raise LeaderboardError(f"{path}: cannot write the plot ({e.strerror}); pass a writable --out directory") from e
+            raise LeaderboardError(f"{path}: cannot write the plot ({e.strerror}); pass a writable --out "
+                                   "directory") from e
         finally:
             plt.close(fig)
         paths.append(path)
