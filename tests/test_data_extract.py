@@ -302,6 +302,14 @@ def test_extract_into_a_file_is_one_line_before_any_work(images: Path, tmp_path:
     assert afile.read_text() == "keep"
 
 
+def test_extract_refuses_a_seed_out_of_range_before_any_work(images: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "feats"
+    assert main(["data", "extract", str(images), str(out), "--weights", "none", "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "zsl-search: error: --seed -1: must be an integer from 0 to 4294967295 (2**32 - 1); pass another seed\n"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(("argv", "match"), [
     (["--seed", "-1"], "--seed -1: must be an integer from 0 to 4294967295"),
     (["--seed", str(2**32)], f"--seed {2**32}: must be an integer from 0 to 4294967295"),

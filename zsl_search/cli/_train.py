@@ -10,10 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .._seed import MAX_SEED, check_seed
 from ..errors import ConfigError
-
-
-MAX_SEED = 2**32 - 1  # numpy's and PyTorch's seeds are unsigned 32-bit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -79,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["epochs"] = args.epochs
     if args.eval_every < 1:
         raise ConfigError("--eval-every must be >= 1")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise ConfigError(f"--seed {args.seed}: must be an integer from 0 to {MAX_SEED} (2**32 - 1); pass another seed")
+    check_seed(args.seed)
     # Validate the hyperparameters and paths before touching the data: a typo fails in milliseconds.
     variant.make_params(overrides)
     check_defaults_name(args.defaults, where="--defaults")

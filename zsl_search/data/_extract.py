@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from .._files import atomic_write
+from .._seed import check_seed
 from ..errors import ConfigError, DataError, warn
 from ._images import ImageList, backbone, decode, list_images, preprocess
-from .._files import atomic_write
 from ._mat import MAT_FORMATS, write_mat
 from ._paths import check_output_dir
 
@@ -59,6 +60,7 @@ class ExtractSettings:
                               f"crop at most the resized side")
         if self.shard_size % self.batch_size:
             raise ConfigError(f"--shard-size {self.shard_size} must be a multiple of --batch-size {self.batch_size}")
+        check_seed(self.seed)
 
 
 def extract(

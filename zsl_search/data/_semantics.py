@@ -25,7 +25,7 @@ from ._extract import CLASSES_FILE
 from ._images import read_table
 from .._files import atomic_write
 from ._mat import MAT_FORMATS, read_mat, write_mat
-from ._seed import check_seed
+from .._seed import check_seed
 from ._xlsa import write_identity
 
 TEST_SEEN_FRACTION = 0.2

@@ -11,7 +11,7 @@ from ..errors import ConfigError, DataError
 from .._files import atomic_write
 from ._paths import check_output_dir
 from ._mat import MAT_FORMATS, cellstr_to_list, read_mat, write_mat
-from ._seed import check_seed
+from .._seed import check_seed
 from ._xlsa import write_identity
 
 PRESETS = ("demo", "like")

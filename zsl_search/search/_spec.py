@@ -23,6 +23,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, field_validator
 
+from .._seed import MAX_SEED
 from ..errors import ConfigError, SpecError, StorageError
 from ..models import Categorical, Distribution, Float, Int, check_defaults_name, get_variant, variant_names
 from ..storage import check_uri
@@ -31,7 +32,6 @@ from ._factories import SAMPLERS, SCHEDULERS
 __all__ = ["SearchSpec", "VariantSpace", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "RuntimeSpec", "load_spec", "parse_spec"]
 
 ALL = "all"  # the `space` key whose entries apply to every variant
-MAX_SEED = 2**32 - 1  # numpy's and Optuna's seeds are 32-bit
 
 
 class VariantSpace(NamedTuple):

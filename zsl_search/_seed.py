@@ -1,10 +1,10 @@
-"""The one seed range the data commands accept."""
+"""The one seed range every command and spec accepts."""
 
 from __future__ import annotations
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
-MAX_SEED = 2**32 - 1  # numpy's legacy and Optuna's seeds are 32-bit; the search specs use the same range
+MAX_SEED = 2**32 - 1  # numpy's legacy, Optuna's and PyTorch's seeds: 32-bit
 
 
 def check_seed(seed: int, *, flag: str = "--seed") -> None:
