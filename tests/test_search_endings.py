@@ -111,6 +111,22 @@ def test_a_diverged_trial_ends_as_diverged_not_as_a_zero_complete(faulty_search)
     assert states == expected
 
 
+def test_trials_that_failed_before_their_first_epoch_stay_failed_on_resume(ray_local, fragile, tmp_path: Path) -> None:
+    # A restored run must not count an earlier run's failed trials as cut short by the time budget.
+    from zsl_search.search import resume_search
+
+    spec = parse_spec({
+        "name": "early", "dataset": {"path": "demo"}, "variants": [fragile], "space": {fragile: {"fail_at_epoch": 1}},
+        "budget": {"trials": 2, "max_epochs": 2, "time_budget_s": 600}, "scheduler": "fifo", "max_concurrent": 1,
+        "storage": str(tmp_path),
+    })
+    first = run_search(spec, progress=False)
+    again = resume_search("early", storage=str(tmp_path), progress=False)
+    for result in (first, again):
+        assert result.ending == "finished" and result.rows == []
+        assert len(result.notes) == 1 and result.notes[0].startswith("2 trials failed before their first epoch")
+
+
 # ---------------------------------------------------------------- the time budget
 
 

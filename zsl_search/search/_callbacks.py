@@ -154,8 +154,14 @@ class TrialLedger(Callback):
         self.started_at[trial.trial_id] = time.time()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if not self.trials:  # the first step: which trials a restored run found already finished
+        self._see(trials)
+
+    def _see(self, trials: list) -> None:
+        if not self.trials:  # the first look: which trials a restored run found already finished
             self.finished_before = {t.trial_id for t in trials if t.status == "TERMINATED"}
+            for t in trials:  # ... or failed for good before their first epoch (no row to settle)
+                if t.status == "ERROR" and not _reported(t.last_result or {}):
+                    self.failed_early.setdefault(t.trial_id, "failed in an earlier run of the search")
         self.trials = trials
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -190,7 +196,7 @@ class TrialLedger(Callback):
             self._say(f"trial {trial.trial_id} failed before its first epoch: {line}")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.trials = trials
+        self._see(trials)  # a restored run with nothing left to run may end before its first step
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _check_fatal(self, trial: Any) -> BaseException | None:
