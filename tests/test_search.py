@@ -261,11 +261,21 @@ def test_run_refuses_what_it_cannot_run_before_claiming_the_name(tmp_path: Path)
     for flags, line in ((["--address", f"127.0.0.1:{port}"],
                          f"zsl-search: error: cannot reach a Ray cluster at 127.0.0.1:{port} (Connection refused); "
                          "check --address or RAY_ADDRESS, or start one with `ray start --head`"),
+                        (["--address", "not a host"], "zsl-search: error: cannot join a Ray cluster at not a host "
+                         "(Invalid address format: not a host); check --address or RAY_ADDRESS (and RAY_AUTH_MODE / "
+                         "the cluster's auth token), or start one with `ray start --head`"),
                         (["--top", "-1"], "zsl-search: error: --top -1: must be >= 0 (the number of best trials to print)")):
         r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec_path), *flags],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == line, r.stderr
         assert "Traceback" not in r.stderr and not (tmp_path / "res").exists()
+    # A taken name is refused before Ray starts (no Ray log lines, no waiting for it).
+    (tmp_path / "res" / "tiny").mkdir(parents=True)
+    (tmp_path / "res" / "tiny" / "spec.yaml").write_text("name: tiny\n")
+    r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "search 'tiny' already exists" in r.stderr
+    assert "Ray" not in r.stderr and len(r.stderr.strip().splitlines()) == 2  # the dataset line, the error
 
 
 def test_run_refuses_resources_no_node_has_before_claiming_the_name(ray_local, tmp_path: Path, capsys) -> None:

@@ -138,6 +138,24 @@ def test_cli_validate_bad_spec_exits_2_and_starts_nothing(tmp_path: Path) -> Non
     assert not (tmp_path / "results").exists()  # nothing was started or written
 
 
+def test_a_problem_of_an_all_entry_is_said_once_for_every_variant_it_hits() -> None:
+    data = {**copy.deepcopy(BASE), "variants": ["fclswgan", "filmwgan", "cgan"],
+            "space": {"all": {"beta1": {"low": 1.5, "high": 2.0}}}}
+    with pytest.raises(SpecError) as e:
+        parse_spec(data)
+    assert e.value.problems == ["space.all.beta1: range 1.5..2.0: hyperparameter 'beta1' must be in [0, 1) "
+                                "(for fclswgan, filmwgan, cgan)"]
+
+
+def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
+    # `<<: *anchor` repeats another mapping's entries, and the mapping's own keys override them.
+    path = tmp_path / "merge.yaml"
+    path.write_text("name: t\ndataset: {path: demo}\nvariants: [fclswgan, cgan]\nbudget: {trials: 2, max_epochs: 2}\n"
+                    "space:\n  fclswgan: &c {lr_g: {low: 1.0e-4, high: 1.0e-3}, hidden: 128}\n"
+                    "  cgan: {<<: *c, hidden: 64}\n")
+    assert load_spec(path).space["cgan"] == {"lr_g": {"low": 1e-4, "high": 1e-3}, "hidden": 64}
+
+
 def test_whole_gpus_and_fractions_of_one_pass() -> None:
     for gpu in (0.25, 1, 2):
         assert parse_spec({**copy.deepcopy(BASE), "resources": {"gpu": gpu}}).resources.gpu == gpu

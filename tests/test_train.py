@@ -323,6 +323,13 @@ def test_train_rejects_truncated_ints_and_infinite_floats(cli, demo_dir: Path, k
     _one_line(err, message)
 
 
+def test_train_refuses_epochs_given_twice(cli, demo_dir: Path) -> None:
+    # --epochs would silently win over --set epochs=... (which was not even checked).
+    code, err = cli("train", "--data", str(demo_dir), "--variant", "fclswgan", "--epochs", "1", "--set", "epochs=abc")
+    assert code == 2
+    _one_line(err, "--epochs and --set epochs=... both given; keep one")
+
+
 def test_resuming_on_another_feature_size_is_one_clear_error(demo_split, tmp_path: Path) -> None:
     """A checkpoint of 2048-dim features loaded for 100-dim ones: the file named, no size-mismatch
     traceback, and the trainer untouched."""

@@ -20,7 +20,12 @@ def init_ray(address: str | None) -> None:
     address = address or settings.ray_address()
     if address:
         _check_reachable(address)
-        ray.init(address=address, namespace=None, log_to_driver=False)
+        try:
+            ray.init(address=address, namespace=None, log_to_driver=False)
+        except (ConnectionError, ValueError) as e:  # no cluster for `auto`, a malformed address, a refused token
+            first = next(iter(str(e).splitlines()), type(e).__name__)
+            raise ConfigError(f"cannot join a Ray cluster at {address} ({first}); check --address or RAY_ADDRESS "
+                              "(and RAY_AUTH_MODE / the cluster's auth token), or start one with `ray start --head`") from None
         return
     for attempt in range(3):
         try:

@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         if args.epochs < 0:
             raise ConfigError("--epochs must be >= 0")
+        if "epochs" in overrides:  # one of the two would be dropped unseen
+            raise ConfigError("--epochs and --set epochs=... both given; keep one")
         overrides["epochs"] = args.epochs
     if args.eval_every < 1:
         raise ConfigError("--eval-every must be >= 1")

@@ -165,6 +165,8 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
               file=sys.stderr, flush=True)
     # Ray before the name is claimed: a cluster that cannot be reached, or that no trial fits,
     # must not leave behind a search that only `resume` (with the same spec) could continue.
+    if not resume:
+        _check_name_free(spec)  # at once, not after Ray's start-up
     _init_ray(address)
     _check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
@@ -523,15 +525,26 @@ def load_saved_spec(storage: str, name: str) -> SearchSpec:
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")
 
 
-def _claim_name(spec: SearchSpec) -> None:
-    """Save the spec beside the results (``resume`` reads it), refusing to run over an existing
-    search: its leaderboard, checkpoints and Optuna study would be mixed with the new one's."""
-    from ..storage import open_storage
+def _check_name_free(spec: SearchSpec) -> None:
+    """Refuse to run over an existing search: its leaderboard, checkpoints and Optuna study
+    would be mixed with the new one's. Creates nothing (a missing results directory is free)."""
+    from ..storage import StorageNotFound, open_existing
 
-    results = open_storage(spec.storage)
+    try:
+        results = open_existing(spec.storage)
+    except StorageNotFound:
+        return
     if results.exists(f"{spec.name}/{SPEC_FILE}"):
         raise SearchExists(
             f"search {spec.name!r} already exists under {spec.storage}; continue it with `zsl-search search resume "
             f"{spec.name} --storage {spec.storage}` or start a new one with --name NEW-NAME"
         )
-    results.write_bytes(f"{spec.name}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+
+
+def _claim_name(spec: SearchSpec) -> None:
+    """Save the spec beside the results (``resume`` reads it); checked free once more, as another
+    driver may have claimed the name while this one started Ray."""
+    from ..storage import open_storage
+
+    _check_name_free(spec)
+    open_storage(spec.storage).write_bytes(f"{spec.name}/{SPEC_FILE}", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())

@@ -306,8 +306,21 @@ def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
     except StorageError as e:
         problems.append(f"storage: {e}")
     if problems:
-        raise SpecError(list(dict.fromkeys(problems)), source)
+        raise SpecError(_per_variant_once(problems, spec.variants), source)
     return spec
+
+
+def _per_variant_once(problems: list[str], variants: list[str]) -> list[str]:
+    """An ``all`` entry's problem is found once per variant: say it once, naming them all
+    (``... (for fclswgan, cgan)``), in the order first found."""
+    merged: dict[str, list[str]] = {}
+    for line in problems:
+        head, sep, variant = line.rpartition(" (for ")
+        key, name = (head, variant[:-1]) if sep and variant[:-1] in variants else (line, "")
+        names = merged.setdefault(key, [])
+        if name and name not in names:
+            names.append(name)
+    return [f"{key} (for {', '.join(names)})" if names else key for key, names in merged.items()]
 
 
 def _one_of(value: str, table: dict[str, Any]) -> str:
@@ -334,6 +347,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: the mapping's own keys may override what it merges
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, Hashable):
                 continue  # the base loader says "found unhashable key"

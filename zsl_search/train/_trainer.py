@@ -70,7 +70,8 @@ def check_data_identity(saved: dict[str, Any] | None, mine: dict[str, Any]) -> N
     if any(saved.get(k) != mine[k] for k in ("feat_dim", "att_dim", "n_seen", "n_unseen")):
         raise ConfigError(f"checkpoint was written for another dataset ({_shape(saved)}; this run has {_shape(mine)}); "
                           "resume it on the data it was trained on, or start a new run with another checkpoint file")
-    raise ConfigError("checkpoint was trained on other data (another dataset, --protocol or --preprocess); "
+    raise ConfigError("checkpoint was trained on other data (another dataset, --protocol, --preprocess, or a --seed "
+                      "that splits it otherwise); "
                       "resume it with the data and options it was trained with, or start a new run with another "
                       "checkpoint file")
 
