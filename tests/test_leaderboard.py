@@ -417,6 +417,18 @@ def test_cli_show_lists_searches_in_every_format_and_refuses_trial_filters(tmp_p
         assert f"{flag[0]} picks trials of one search: add --search NAME" in err and err.count("\n") == 1
 
 
+def test_the_search_list_shows_a_search_without_rows_as_dashes() -> None:
+    # Every trial failed: no dataset, no best H, which is not an H of 0.
+    from zsl_search.leaderboard import format_searches
+
+    line = format_searches([{"name": "failed", "dataset": None, "protocol": None, "n_trials": 0, "best_H": None,
+                             "best_variant": None}]).splitlines()[1]
+    assert line.split() == ["failed", "-", "-", "0", "-", "-"]
+    line = format_searches([{"name": "ok", "dataset": "DEMO", "protocol": "validation", "n_trials": 4, "best_H": 0.5,
+                             "best_variant": "cgan"}]).splitlines()[1]
+    assert line.split() == ["ok", "DEMO", "validation", "4", "0.5000", "cgan"]
+
+
 def test_cli_plot_names_the_out_flag(tmp_path: Path, capsys) -> None:
     from zsl_search.cli import main
 

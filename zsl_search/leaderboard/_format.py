@@ -72,8 +72,10 @@ def format_searches(entries: Sequence[Row], *, fmt: Format = "table") -> str:
                   for e in entries]
         return "\n".join(lines) + "\n"
     lines = [f"{'search':28} {'dataset':10} {'protocol':10} {'trials':>6} {'best H':>7} best variant"]
-    lines += [f"{e['name']:28} {str(e.get('dataset')):10} {str(e.get('protocol')):10} {e.get('n_trials', 0):>6} "
-              f"{(e.get('best_H') or 0.0):7.4f} {e.get('best_variant') or '-'}" for e in entries]
+    # A search whose every trial failed has no dataset row, no best H: "-", not "None" or 0.
+    lines += [f"{e['name']:28} {e.get('dataset') or '-':10} {e.get('protocol') or '-':10} {e.get('n_trials') or 0:>6} "
+              f"{'-' if e.get('best_H') is None else format(e['best_H'], '7.4f'):>7} {e.get('best_variant') or '-'}"
+              for e in entries]
     return "\n".join(lines) + "\n"
 
 
