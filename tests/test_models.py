@@ -90,6 +90,16 @@ def test_a_plugin_failing_on_import_is_one_line_naming_it(tmp_path: Path, monkey
         load_plugins(["_no_such_plugin_module"])
 
 
+def test_a_plugin_calling_sys_exit_on_import_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It would end every command with its exit code and no word of why.
+    from zsl_search.models import load_plugins
+
+    (tmp_path / "_exiting_plugin.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"variant plugin '_exiting_plugin' called sys.exit\(3\) while importing"):
+        load_plugins(["_exiting_plugin"])
+
+
 def test_per_dataset_reference_defaults() -> None:
     f = get_variant("fclswgan")
     assert f.make_params(dataset="AWA1").lr_g == 1e-5 and f.make_params(dataset="AWA1").syn_num == 1800

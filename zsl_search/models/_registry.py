@@ -144,6 +144,9 @@ def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
         except ImportError as e:
             raise ConfigError(f"variant plugin {name!r} cannot be imported ({e}); "
                               "check ZSL_SEARCH_PLUGINS and that the module is on the Python path") from None
+        except SystemExit as e:  # it would end every command, silently, with its code
+            raise ConfigError(f"variant plugin {name!r} called sys.exit({e.code!r}) while importing; a plugin module "
+                              "must only define and register variants: fix it, or drop it from ZSL_SEARCH_PLUGINS") from None
         except Exception as e:  # the plugin's own code failed (a bug or a SyntaxError in it): not ours to trace
             first = next(iter(str(e).splitlines()), "")
             raise ConfigError(f"variant plugin {name!r} failed while importing ({type(e).__name__}: {first}); "
