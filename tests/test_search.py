@@ -280,16 +280,16 @@ def test_run_refuses_what_it_cannot_run_before_claiming_the_name(tmp_path: Path)
 
 def test_run_refuses_resources_no_node_has_before_claiming_the_name(ray_local, tmp_path: Path, capsys) -> None:
     from zsl_search.errors import ConfigError
-    from zsl_search.search._run import _check_resources
+    from zsl_search.search._run import check_resources
 
     spec = parse_spec(tiny(tmp_path / "res", resources={"cpu": 64, "gpu": 0}))
     with pytest.raises(ConfigError, match=r"a trial needs cpu=64, gpu=0 on one node, more than this machine has "
                                           r"\(at most cpu=2, gpu=0\); lower resources in the spec"):
         run_search(spec, progress=False)  # it would wait for a 64-CPU node forever
     assert not (tmp_path / "res").exists()
-    _check_resources(spec, cluster=True)  # a cluster's autoscaler may add one: a warning, and on
+    check_resources(spec, cluster=True)  # a cluster's autoscaler may add one: a warning, and on
     assert "trials wait until such a node joins" in capsys.readouterr().err
-    _check_resources(parse_spec(tiny(tmp_path / "res")), cluster=False)  # 1 CPU fits
+    check_resources(parse_spec(tiny(tmp_path / "res")), cluster=False)  # 1 CPU fits
 
 
 def test_resume_refuses_a_search_saved_with_another_storage_before_starting_anything(tmp_path: Path) -> None:

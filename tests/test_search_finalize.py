@@ -14,14 +14,14 @@ from zsl_search.errors import DataError
 from zsl_search.leaderboard import LeaderboardWriter, read_rows
 
 
-def _searched(tmp_path: Path, demo_dir: Path) -> tuple[Path, Path]:
+def _searched(tmp_path: Path, demo_dir: Path, **spec_over: object) -> tuple[Path, Path]:
     """A finished search as finalize finds it (its saved spec and one finalizable row), on a
     copy of the demo dataset; no search is run."""
     data = tmp_path / "data"
     shutil.copytree(demo_dir, data)
     res = tmp_path / "res"
     spec = {"name": "gone", "dataset": {"path": str(data)}, "variants": ["fclswgan"],
-            "budget": {"trials": 2, "max_epochs": 1}, "storage": str(res)}
+            "budget": {"trials": 2, "max_epochs": 1}, "storage": str(res), **spec_over}
     (res / "gone").mkdir(parents=True)
     (res / "gone" / "spec.yaml").write_text(yaml.safe_dump(spec))
     LeaderboardWriter(str(res), "gone").write([{
@@ -56,3 +56,15 @@ def test_a_retrain_tasks_data_error_is_raised_as_itself(ray_local) -> None:
         _result(ray_local.remote(broken).remote())
     with pytest.raises(ray_local.exceptions.RayTaskError):  # a bug keeps Ray's traceback
         _result(ray_local.remote(lambda: 1 / 0).remote())
+
+
+def test_finalize_refuses_resources_this_machine_lacks_instead_of_waiting(ray_local, demo_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    # A search run on a cluster's big nodes, finalized on a laptop: its retrains would queue forever.
+    from zsl_search.errors import ConfigError
+    from zsl_search.search import finalize
+
+    _, res = _searched(tmp_path, demo_dir, resources={"cpu": 64, "gpu": 0})
+    with pytest.raises(ConfigError, match=r"a trial needs cpu=64, gpu=0 on one node, more than this machine has"):
+        finalize(str(res), "gone", top_k=1, seeds=1, progress=False)
+    assert read_rows(str(res), "gone")[0]["test_H_mean"] is None

@@ -89,7 +89,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     from ..leaderboard import read_rows, update_test_columns
     from ..store import DataSource, check_source, release_stores
     from .._ray import init_ray
-    from ._run import load_saved_spec
+    from ._run import check_resources, load_saved_spec
 
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be >= 1")
@@ -100,6 +100,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     # resume` does, before any Ray task would fail with a traceback of its own.
     check_source(source, cache_dir=settings.cache_dir())
     init_ray(address)
+    check_resources(spec, cluster=bool(address or settings.ray_address()))  # a search run on GPUs, finalized here
     store_search = f"{search}-finalize"
     threads = max(1, int(spec.resources.cpu))
     task = ray.remote(_final_run).options(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)

@@ -168,7 +168,7 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
     if not resume:
         _check_name_free(spec)  # at once, not after Ray's start-up
     _init_ray(address)
-    _check_resources(spec, cluster=bool(address or settings.ray_address()))
+    check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
         _claim_name(spec)
     journal = _journal_path(spec.storage, spec.name, cache_dir)
@@ -178,9 +178,10 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
                       seconds=time.perf_counter() - start)
 
 
-def _check_resources(spec: SearchSpec, *, cluster: bool) -> None:
-    """A trial runs on one node with ``spec.resources``; where no node has them it would wait
-    forever. On this machine that is an error; a cluster's autoscaler may still add such a node."""
+def check_resources(spec: SearchSpec, *, cluster: bool) -> None:
+    """A trial (or a finalize retrain) runs on one node with ``spec.resources``; where no node
+    has them it would wait forever. On this machine that is an error; a cluster's autoscaler
+    may still add such a node."""
     import ray
 
     need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
