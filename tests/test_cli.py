@@ -61,6 +61,31 @@ def test_bad_train_arguments_exit_2_with_one_line(cli, demo_dir: Path, args: lis
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize(("args", "line"), [
+    (["frobnicate"], "zsl-search: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'data', "
+                     "'train', 'search', 'leaderboard', 'finalize', 'variants'); see `zsl-search --help`"),
+    (["search", "run"], "zsl-search search run: error: the following arguments are required: spec; "
+                        "see `zsl-search search run --help`"),
+    (["train", "--data", "d", "--variant", "cgan", "--protocol", "foo"],
+     "zsl-search train: error: argument --protocol: invalid choice: 'foo' (choose from 'validation', 'test'); "
+     "see `zsl-search train --help`"),
+])
+def test_a_usage_error_is_one_line_pointing_at_help(capsys, args: list[str], line: str) -> None:
+    # argparse would print the whole usage block above its error.
+    from zsl_search.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and capsys.readouterr().err.splitlines() == [line]
+
+
+def test_a_usage_error_of_the_real_process_is_one_line() -> None:
+    r = zsl("search", "resume", "x")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "zsl-search search resume: error: the following arguments are required: --storage; "
+        "see `zsl-search search resume --help`"]
+
+
 def test_missing_dataset_is_one_line(cli, tmp_path: Path) -> None:
     code, _, err = cli("train", "--data", str(tmp_path / "nowhere"), "--variant", "fclswgan")
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import ZslSearchError
 from . import _data, _finalize, _leaderboard, _search, _train, _variants
@@ -22,10 +23,18 @@ __all__ = ["main", "console"]
 _COMMANDS = (_data, _train, _search, _leaderboard, _finalize, _variants)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line like every other error (argparse prints the whole
+    usage block first); subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="zsl-search", description="Honest hyperparameter search for GAN-based generalized zero-shot learning."
     )
     parser.add_argument("--version", action="version", version=f"zsl-search {__version__}")
