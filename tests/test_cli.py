@@ -92,6 +92,14 @@ def test_missing_dataset_is_one_line(cli, tmp_path: Path) -> None:
     assert "nowhere" in err and "Traceback" not in err
 
 
+def test_train_reads_the_built_in_demo_set_as_a_spec_does(cli, tmp_path: Path, monkeypatch) -> None:
+    # `--data demo` is what a spec's `dataset.path: demo` is, from any directory.
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("train", "--data", "demo", "--variant", "cgan", "--epochs", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["dataset"] == "DEMO" and list(tmp_path.iterdir()) == []
+
+
 def test_data_synth_then_info(cli, tmp_path: Path) -> None:
     out = tmp_path / "mini"
     code, _, err = cli("data", "synth", str(out), "--preset", "demo", "--seed", "2", "--format", "v7.3")

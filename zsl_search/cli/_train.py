@@ -16,7 +16,8 @@ from ..errors import ConfigError
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one GAN variant and evaluate it (GZSL U/S/H)")
-    p.add_argument("--data", required=True, type=Path, help="xlsa17 dataset directory (res101.mat + att_splits.mat)")
+    p.add_argument("--data", required=True, help="xlsa17 dataset directory (res101.mat + att_splits.mat), "
+                   "s3://bucket/prefix, or demo (the built-in synthetic set), as a spec's dataset.path")
     p.add_argument("--variant", required=True, help="GAN variant (see `zsl-search variants`)")
     p.add_argument("--protocol", default="validation", choices=["validation", "test"],
                    help="validation: train classes vs val classes, never reads test (default); test: published protocol")
@@ -63,7 +64,9 @@ def check_checkpoint_path(path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._memory import reuse_freed_memory
+    from .. import settings
     from ..data import load_xlsa, make_split
+    from ..store import resolve_dataset_dir
     from ..models import check_defaults_name, get_variant
     from ..train import train
 
@@ -87,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         check_checkpoint_path(args.checkpoint)
     if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():
         raise ConfigError(f"--logdir {args.logdir}: is a file; TensorBoard writes a directory of event files")
-    ds = load_xlsa(args.data, semantics=args.semantics, defaults=args.defaults)
+    # The places a spec's dataset.path can name, resolved the same way.
+    root = resolve_dataset_dir(args.data, semantics=args.semantics, cache_dir=settings.cache_dir())
+    ds = load_xlsa(root, semantics=args.semantics, defaults=args.defaults)
     params = variant.make_params(overrides, dataset=ds.defaults)
     split = make_split(ds, args.protocol, seed=args.seed, preprocess=args.preprocess)
     out = sys.stderr if args.json else sys.stdout
