@@ -123,8 +123,29 @@ def test_trials_that_failed_before_their_first_epoch_stay_failed_on_resume(ray_l
     first = run_search(spec, progress=False)
     again = resume_search("early", storage=str(tmp_path), progress=False)
     for result in (first, again):
-        assert result.ending == "finished" and result.rows == []
+        assert result.ending == "finished" and result.rows == [] and result.failed == 2
         assert len(result.notes) == 1 and result.notes[0].startswith("2 trials failed before their first epoch")
+
+
+def test_a_search_whose_every_trial_failed_exits_1_and_one_with_a_good_trial_exits_0(
+        faulty_search, ray_local, fragile, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from zsl_search.cli._search import print_best
+
+    mixed, _ = faulty_search
+    assert mixed.failed >= 1 and print_best(mixed, top=5) == 0  # errors, but good rows too
+    capsys.readouterr()
+    # Every trial raises in epoch 2, after reporting epoch 1: ERROR rows only, each with an H.
+    spec = parse_spec({
+        "name": "broken", "dataset": {"path": "demo"}, "variants": [fragile], "space": {fragile: {"fail_at_epoch": 2}},
+        "budget": {"trials": 2, "max_epochs": 3}, "scheduler": "fifo", "max_concurrent": 2, "storage": str(tmp_path),
+    })
+    result = run_search(spec, progress=False)
+    assert [r["status"] for r in result.rows] == ["ERROR", "ERROR"] and result.failed == 2
+    assert print_best(result, top=5) == 1
+    out, err = capsys.readouterr()
+    assert "2 trials" in out  # the leaderboard is still printed
+    assert err == (f"zsl-search: every trial of search broken failed (2 of them); the tracebacks are in each "
+                   f"trial's error.txt under {tmp_path}/broken/\n")
 
 
 # ---------------------------------------------------------------- the time budget

@@ -152,8 +152,9 @@ _ENDED = {
 
 
 def print_best(result: Any, *, top: int) -> int:
-    """Print how the search ended and its best trials; return the exit status (0, or 130 when
-    it was interrupted, after printing the command that continues it)."""
+    """Print how the search ended and its best trials; return the exit status: 0; 130 when it
+    was interrupted, after printing the command that continues it; 1 when every trial that
+    ended failed (a bug in a variant, most likely), so that a script or a job sees it."""
     from ..leaderboard import format_rows
 
     n = len(result.rows)
@@ -168,4 +169,8 @@ def print_best(result: Any, *, top: int) -> int:
         print(f"zsl-search: interrupted; continue with: zsl-search search resume {result.name} "
               f"--storage {result.storage}", file=sys.stderr)
         return 130
+    if result.failed and all(r["status"] == "ERROR" for r in result.rows):
+        print(f"zsl-search: every trial of search {result.name} failed ({result.failed} of them); the tracebacks "
+              f"are in each trial's error.txt under {result.storage.rstrip('/')}/{result.name}/", file=sys.stderr)
+        return 1
     return 0

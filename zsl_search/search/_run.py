@@ -46,7 +46,8 @@ class SearchResult:
     ``ending`` is ``finished`` (every trial of the budget ran), ``time_budget`` (the budget's
     ``time_budget_s`` ended it) or ``interrupted`` (Ctrl-C / SIGTERM: continue it with
     `resume_search`). ``notes`` are the summary lines for trials that have no row (they never
-    reported an epoch); ``trials`` counts every trial Tune started or queued (a pack's members each).
+    reported an epoch); ``trials`` counts every trial Tune started or queued (a pack's members each);
+    ``failed`` those that failed for good (an ``ERROR`` row, or an error before their first epoch).
     """
 
     name: str
@@ -57,6 +58,7 @@ class SearchResult:
     ending: Ending = "finished"
     notes: list[str] = field(default_factory=list)
     trials: int = 0
+    failed: int = 0
 
 
 def _quiet_tune() -> None:
@@ -261,9 +263,10 @@ def _reconcile(spec: SearchSpec, ledger: Any, journal: Path, *, cache_dir: Path,
     _upload_journal(spec, cache_dir)
     if ledger.fatal:
         raise DataError(ledger.fatal)
-    return SearchResult(name=spec.name, storage=spec.storage, rows=ledger.writer.rows(), seconds=seconds,
-                        feature_stores=feature_stores, ending=ending, notes=notes,
-                        trials=_started(ledger))
+    rows = ledger.writer.rows()
+    return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=seconds,
+                        feature_stores=feature_stores, ending=ending, notes=notes, trials=_started(ledger),
+                        failed=len(ledger.failed_early) + sum(r["status"] == "ERROR" for r in rows))
 
 
 def _prewarm_store(source: Any, spec: SearchSpec, cache_dir: Path, *, defaults: str) -> None:
