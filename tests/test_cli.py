@@ -109,6 +109,8 @@ def test_data_synth_then_info(cli, tmp_path: Path) -> None:
     info = json.loads(stdout)
     assert info["classes"] == 40 and info["protocols"]["test"]["n_unseen"] == 10
     assert info["protocols"]["validation"]["n_train"] > 0
+    # Every built-in variant has demo defaults.
+    assert info["defaults"] == "DEMO" and set(info["variant_defaults"].values()) == {"DEMO"}
 
 
 def test_data_info_on_a_broken_file(cli, tmp_path: Path) -> None:

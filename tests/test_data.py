@@ -508,7 +508,7 @@ def test_an_unknown_defaults_name_is_refused_wherever_it_is_given(tmp_path, caps
     assert "fclswgan" in capsys.readouterr().out
 
 
-def test_like_a_dataset_without_defaults_of_its_own_names_the_reference_ones(tmp_path):
+def test_like_a_dataset_without_defaults_of_its_own_names_the_reference_ones(tmp_path, capsys):
     from zsl_search.data import read_identity
 
     idx = np.arange(1, 65).reshape(32, 2)  # APY's 20 seen + 12 unseen classes, 2 images each
@@ -518,6 +518,13 @@ def test_like_a_dataset_without_defaults_of_its_own_names_the_reference_ones(tmp
     scipy.io.savemat(tmp_path / "apy.mat", apy)
     root = synthesize(tmp_path / "apy-like", preset="like", like="APY", att_file=tmp_path / "apy.mat", feat_dim=8)
     assert read_identity(root)["defaults"] == "REFERENCE"  # a known layout, but no variant has APY defaults
+    # `data info` says what that means for each variant, in the words `train` and `search run` use.
+    from zsl_search.cli import main
+    from zsl_search.models import variant_names
+
+    assert main(["data", "info", str(root)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(f"; defaults: reference ({', '.join(variant_names())})")
     root = synthesize(tmp_path / "faces", preset="like", like="pf60", att_file=tmp_path / "apy.mat", feat_dim=8)
     assert load_xlsa(root).defaults == "PF60"  # a defaults name with no published layout: generic splits
 

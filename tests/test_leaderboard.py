@@ -374,6 +374,8 @@ def test_cli_show_names_a_missing_folder_and_an_absent_variant(tmp_path: Path, c
     present = sorted({r["variant"] for r in rows})
     assert main(["leaderboard", "show", str(root), "--search", "srch", "--variant", present[0]]) == 0
     assert present[0] in capsys.readouterr().out
+    assert main(["leaderboard", "show", str(root), "--search", "srch", "--top", "0"]) == 2
+    assert capsys.readouterr().err == "zsl-search: error: --top 0: must be >= 1 (the number of best trials to show)\n"
 
 
 @pytest.mark.parametrize("entry", ["[1]", "{}", "null", '"s"', '{"name": "srch", "best_H": "x"}',

@@ -142,13 +142,16 @@ def run_semantics(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from ..data import describe_dataset, load_xlsa
+    from ..models import defaults_line, get_variant, variant_names
 
     info = describe_dataset(load_xlsa(args.root, semantics=args.semantics))
+    # Which defaults each variant starts from here: the name alone says nothing where no variant has it.
+    info["variant_defaults"] = {v: get_variant(v).defaults_source(info["defaults"]) for v in variant_names()}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['name']}: {info['images']} images x {info['feature_dim']} features, {info['classes']} classes, "
-          f"{info['semantic_dim']}-d semantics from {info['semantics']}; defaults: {info['defaults']}")
+          f"{info['semantic_dim']}-d semantics from {info['semantics']}; {defaults_line(info['defaults'])}")
     print("locs: " + ", ".join(f"{k}={v}" for k, v in info["locs"].items()))
     for protocol, summary in info["protocols"].items():
         print(f"{protocol}: {summary if isinstance(summary, str) else json.dumps(summary)}")

@@ -35,7 +35,7 @@ def run_show(args: argparse.Namespace) -> int:
     from ..leaderboard import format_rows, format_searches, list_searches, read_rows
 
     if args.top is not None and args.top < 1:
-        raise ConfigError("--top must be >= 1")
+        raise ConfigError(f"--top {args.top}: must be >= 1 (the number of best trials to show)")
     if args.search is None:
         # --top and --variant pick trials of one search; the list of searches has none to pick.
         flag = "--top" if args.top is not None else "--variant" if args.variant is not None else None

@@ -23,14 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--defaults", metavar="DATASET", help="which per-dataset defaults apply, e.g. PF60 "
                                                          "(overrides dataset.defaults)")
     r.add_argument("--address", help="Ray cluster address to join (default: start Ray locally)")
-    r.add_argument("--top", type=int, default=10, help="how many best trials to print")
+    r.add_argument("--top", type=int, default=10, help="how many best trials to print (0: only how it ended)")
     r.set_defaults(run=run_run)
 
     s = cmds.add_parser("resume", help="continue an interrupted search")
     s.add_argument("name", help="search name")
     s.add_argument("--storage", required=True, help="where the search was stored (directory or s3://...)")
     s.add_argument("--address", help="Ray cluster address to join (default: start Ray locally)")
-    s.add_argument("--top", type=int, default=10)
+    s.add_argument("--top", type=int, default=10, help="how many best trials to print (0: only how it ended)")
     s.set_defaults(run=run_resume)
 
     j = cmds.add_parser("submit", help="run a search spec on a Ray cluster as a Ray job (returns at once)")

@@ -20,7 +20,8 @@ Example:
     >>> params = v.make_params({"lr_g": "2e-4"}, dataset="CUB")
 """
 
-from ._registry import Variant, check_defaults_name, defaults_names, get_variant, load_plugins, register, variant_names
+from ._registry import (Variant, check_defaults_name, defaults_line, defaults_names, get_variant, load_plugins, register,
+                        variant_names)
 from ._space import Categorical, Distribution, Float, Int
 from .base import GAN, WGANGP, Batch, CommonParams, ConcatGAN, WGANParams
 
@@ -36,6 +37,7 @@ __all__ = [
     "register",
     "variant_names",
     "defaults_names",
+    "defaults_line",
     "check_defaults_name",
     "load_plugins",
     "Categorical",

@@ -167,6 +167,16 @@ def defaults_names() -> list[str]:
     return sorted({key for v in _REGISTRY.values() for key in v.dataset_defaults})
 
 
+def defaults_line(dataset: str | None, variants: list[str] | None = None) -> str:
+    """Which hyperparameter defaults each of ``variants`` (default: every registered one) starts
+    from on ``dataset``'s defaults, grouped, for telling the user: ``defaults: PF60 (fclswgan,
+    cgan), reference (zswgan, filmwgan, cosgan)``."""
+    used: dict[str, list[str]] = {}
+    for name in variant_names() if variants is None else variants:
+        used.setdefault(get_variant(name).defaults_source(dataset), []).append(name)
+    return "defaults: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in used.items())
+
+
 def check_defaults_name(name: str | None, *, where: str) -> None:
     """Raise `ConfigError` naming ``where`` when ``name`` is set but no variant has defaults by it
     (a typo would otherwise train silently with the reference defaults)."""

@@ -155,6 +155,7 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
         StorageError: the storage is unusable.
     """
     from .. import settings
+    from ..models import defaults_line
     from ..store import DataSource, check_source
 
     start = time.perf_counter()
@@ -163,8 +164,8 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
     source = DataSource.from_spec(spec)
     info = check_source(source, cache_dir=cache_dir, folds=spec.folds)  # a broken dataset fails here: no Ray
     if progress:
-        print(f"{spec.name}: {info['name']} ({spec.protocol} protocol), {_defaults_line(spec, info['defaults'])}",
-              file=sys.stderr, flush=True)
+        print(f"{spec.name}: {info['name']} ({spec.protocol} protocol), "
+              f"{defaults_line(info['defaults'], list(spec.variants))}", file=sys.stderr, flush=True)
     # Ray before the name is claimed: a cluster that cannot be reached, or that no trial fits,
     # must not leave behind a search that only `resume` (with the same spec) could continue.
     if not resume:
@@ -334,17 +335,6 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     if local:
         keep_tune_state(experiment)  # the state this session starts from (a new Tuner's tuner.pkl is written once)
     return tuner
-
-
-def _defaults_line(spec: SearchSpec, defaults: str) -> str:
-    """Which hyperparameter defaults each variant starts from, e.g. ``defaults: PF60 (fclswgan,
-    cgan), reference (cosgan)``."""
-    from ..models import get_variant
-
-    used: dict[str, list[str]] = {}
-    for variant in spec.variants:
-        used.setdefault(get_variant(variant).defaults_source(defaults), []).append(variant)
-    return "defaults: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in used.items())
 
 
 def _trial_entrypoint(spec: SearchSpec) -> Any:
