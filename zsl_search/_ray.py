@@ -47,8 +47,16 @@ def _check_reachable(address: str) -> None:
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit() or "://" in host:
         return
+    if (why := unreachable(host.strip("[]"), int(port), timeout=10)) is not None:
+        raise ConfigError(f"cannot reach a Ray cluster at {address} ({why}); check --address or "
+                          "RAY_ADDRESS, or start one with `ray start --head`")
+
+
+def unreachable(host: str, port: int, *, timeout: float) -> str | None:
+    """Why a TCP connection to ``host:port`` fails within ``timeout`` seconds (e.g. ``Connection
+    refused``), or None when something listens there."""
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
-        raise ConfigError(f"cannot reach a Ray cluster at {address} ({e.strerror or e}); check --address or "
-                          "RAY_ADDRESS, or start one with `ray start --head`") from None
+        return str(e.strerror or e)
+    return None

@@ -25,7 +25,6 @@ import asyncio
 import secrets
 import shlex
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
+from .._ray import unreachable
 from ..errors import ClusterError, ConfigError
 from ..storage import backend_for
 from ._spec import load_spec
@@ -169,10 +169,8 @@ def _probe(url: str) -> None:
     # requests has no connect timeout by default: an unroutable address would hang for minutes.
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise ClusterError(f"cannot reach Ray job server at {url} ({e.strerror or e}); {_HOW_TO_CONNECT}") from None
+    if (why := unreachable(host, port, timeout=_CONNECT_TIMEOUT_S)) is not None:
+        raise ClusterError(f"cannot reach Ray job server at {url} ({why}); {_HOW_TO_CONNECT}")
 
 
 def _call(address: str, fn: Callable[[], _T], *, job_id: str | None = None) -> _T:
