@@ -1,4 +1,4 @@
-"""`zsl_search._files.atomic_write`: a file is replaced whole or not at all."""
+"""`zsl_search._files`: a file is replaced whole or not at all (`atomic_write`); where creating a path starts (`nearest_existing`)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,13 @@ def test_the_file_gets_the_permissions_a_plain_write_gives(tmp_path: Path) -> No
     plain.write_text("{}")
     atomic_write(atomic, lambda p: p.write_text("{}"))
     assert atomic.stat().st_mode == plain.stat().st_mode
+
+
+def test_nearest_existing_is_the_path_or_where_creating_it_starts(tmp_path: Path) -> None:
+    from zsl_search._files import nearest_existing
+
+    (tmp_path / "f").write_text("x")
+    assert nearest_existing(tmp_path / "f") == tmp_path / "f"
+    assert nearest_existing(tmp_path / "f" / "a" / "b") == tmp_path / "f"  # a file: `mkdir` would fail there
+    assert nearest_existing(tmp_path / "new" / "run.pt") == tmp_path
+    assert nearest_existing(Path("no-such-dir-here") / "x") == Path(".")

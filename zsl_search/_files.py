@@ -47,3 +47,9 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing ancestor: where creating ``path``
+    starts, so whether that is a directory decides whether it can be created."""
+    return next(p for p in (path, *path.parents) if p.exists())

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._seed import MAX_SEED, check_seed
+from .._files import nearest_existing
 from ..errors import ConfigError
 
 
@@ -55,7 +56,7 @@ def check_checkpoint_path(path: Path) -> None:
     if path.is_dir():
         raise ConfigError(f"--checkpoint {path}: is a directory; name a file, e.g. {path / 'run.pt'}")
     # The nearest existing ancestor is where `Trainer.save` creates the missing directories.
-    parent = next(p for p in path.absolute().parents if p.exists())
+    parent = nearest_existing(path.parent)
     if not parent.is_dir():
         raise ConfigError(f"--checkpoint {path}: {parent} is a file, not a directory; name a checkpoint in a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
