@@ -1,4 +1,5 @@
-"""`zsl_search._files`: a file is replaced whole or not at all (`atomic_write`); where creating a path starts (`nearest_existing`)."""
+"""`zsl_search._files`: a file is replaced whole or not at all (`atomic_write`), and where
+creating a path starts (`nearest_existing`)."""
 
 from __future__ import annotations
 
