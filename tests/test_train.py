@@ -97,6 +97,37 @@ def test_train_resume_argument_continues_a_run(demo_split, tmp_path: Path) -> No
         train(demo_split, variant="fclswgan", params=_small(epochs=2), seed=9, resume=ckpt)
 
 
+def test_cls_batch_is_the_final_classifiers_batch_and_0_is_the_reference_one(demo_split, tmp_path: Path) -> None:
+    from zsl_search.eval import evaluate_gzsl
+
+    trainer = Trainer(demo_split, variant="fclswgan", params=_small(), seed=2)
+    trainer.train_epoch()
+
+    def score(cls_batch):
+        return evaluate_gzsl(demo_split, trainer.generate, syn_num=20, seed=2, cls_epochs=3, cls_batch=cls_batch)
+
+    reference, small = score(None), score(5)
+    assert trainer.evaluate() == reference  # cls_batch 0: batch = syn_num
+    assert reference.cls_steps != small.cls_steps  # another batch: other Adam steps per epoch
+    trainer.params = _small(cls_batch=5)
+    assert trainer.evaluate() == small
+    with pytest.raises(Exception, match="'cls_batch' must be >= 0"):
+        _small(cls_batch=-1)
+
+
+def test_a_checkpoint_from_before_a_hyperparameter_existed_resumes_with_its_default(demo_split, tmp_path: Path) -> None:
+    trainer = Trainer(demo_split, variant="fclswgan", params=_small(), seed=1)
+    trainer.train_epoch()
+    state = trainer.state_dict()
+    del state["params"]["cls_batch"]  # as written before cls_batch was added
+    resumed = Trainer(demo_split, variant="fclswgan", params=_small(), seed=1)
+    resumed.load_state_dict(state)
+    assert resumed.epoch == 1
+    other = Trainer(demo_split, variant="fclswgan", params=_small(cls_batch=5), seed=1)
+    with pytest.raises(Exception, match="different variant, hyperparameters or seed"):
+        other.load_state_dict(state)  # the missing field means its default, not any value
+
+
 def test_linear_decay_reaches_zero_over_the_second_half(demo_split) -> None:
     """Constant for the first half of the schedule, then linear to 0, step by step (the rate of
     a step is set before it: the last step of a 4-epoch run trains at 2 / schedule_steps)."""

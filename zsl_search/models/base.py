@@ -85,6 +85,7 @@ class CommonParams:
     hidden: int = 4096
     cls_pretrain_epochs: int = 50  # frozen classifier for the cls loss
     cls_epochs: int = 25  # final GZSL softmax classifier
+    cls_batch: int = 0  # its batch; 0: syn_num, as the reference protocol
 
     def __post_init__(self) -> None:
         for name in ("epochs", "n_critic", "cls_epochs", "cls_pretrain_epochs"):
@@ -97,6 +98,7 @@ class CommonParams:
             check(name, 0 <= getattr(self, name) < 1, "in [0, 1)")
         check("cls_weight", self.cls_weight >= 0, ">= 0")
         check("nz", self.nz >= 0, ">= 0 (0 = attribute dimension)")
+        check("cls_batch", self.cls_batch >= 0, ">= 0 (0 = syn_num)")
         check("lr_decay", self.lr_decay in ("none", "linear"), "one of none, linear")
 
 

@@ -30,7 +30,7 @@ from ..models import CommonParams, get_variant
 from ..models.base import Critic, Generator, leaky_relu, mlp_wgan_gp_loss
 from ._adam import _EPS
 from ._trainer import (GEN_CHUNK, _rng_state, check_data_identity, data_identity, eval_inputs, lr_factor,
-                       pretrain_classifier)
+                       pretrain_classifier, saved_params)
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -294,7 +294,8 @@ class FusedTrainer:
         if not set(state["ids"]) <= set(self.ids):
             raise ConfigError(f"checkpoint members {state['ids']} are not among this pack's {self.ids}")
         self.keep([self.ids.index(i) for i in state["ids"]])
-        if state["params"] != [asdict(p) for p in self.params] or state["seeds"] != self.seeds:
+        if (len(state["params"]) != len(self.params) or state["seeds"] != self.seeds
+                or [saved_params(p, q) for p, q in zip(self.params, state["params"])] != [asdict(p) for p in self.params]):
             raise ConfigError("checkpoint was written with other hyperparameters or seeds; start a new run")
         with torch.no_grad():
             for mine, saved in zip([*self.g, *self.d], [*state["g"], *state["d"]], strict=True):
@@ -315,7 +316,7 @@ class FusedTrainer:
         return evaluate_gzsl(
             self.split, lambda att, n: self.member_generate(k, att, n), syn_num=p.syn_num, seed=self.seeds[k],
             device=self.device, cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs,
-            select_epoch=select_epoch, cls_steps=cls_steps, extras_above=extras_above,
+            select_epoch=select_epoch, cls_steps=cls_steps, cls_batch=p.cls_batch or None, extras_above=extras_above,
         )
 
 

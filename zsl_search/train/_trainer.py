@@ -10,7 +10,7 @@ import math
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -59,6 +59,12 @@ def data_identity(split: Split) -> dict[str, Any]:
         digest.update(getattr(split, name).detach().cpu().contiguous().numpy().tobytes())
     return {"feat_dim": split.feat_dim, "att_dim": split.att_dim, "n_seen": split.n_seen, "n_unseen": split.n_unseen,
             "n_train": int(split.train_y.shape[0]), "digest": digest.hexdigest()}
+
+
+def saved_params(params: CommonParams, saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's hyperparameters, with the defaults of ``params``'s class for fields added
+    since it was written (e.g. ``cls_batch``), so that it still resumes."""
+    return {**{f.name: f.default for f in fields(type(params))}, **saved}
 
 
 def check_data_identity(saved: dict[str, Any] | None, mine: dict[str, Any]) -> None:
@@ -260,7 +266,7 @@ class Trainer:
         return evaluate_gzsl(
             self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device,
             cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs, select_epoch=select_epoch,
-            cls_steps=cls_steps, extras_above=extras_above,
+            cls_steps=cls_steps, cls_batch=p.cls_batch or None, extras_above=extras_above,
         )
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -284,7 +290,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_data_identity(state.get("data"), self.data)  # first: other data usually means other defaults too
-        if state["variant"] != self.variant.name or state["params"] != asdict(self.params) or state["seed"] != self.seed:
+        if (state["variant"] != self.variant.name or saved_params(self.params, state["params"]) != asdict(self.params)
+                or state["seed"] != self.seed):
             raise ConfigError("checkpoint was written by a different variant, hyperparameters or seed; start a new run")
         if state.get("schedule_steps", self.schedule_steps) != self.schedule_steps:
             raise ConfigError(f"checkpoint was written for a schedule of {state['schedule_steps']} generator steps, "
