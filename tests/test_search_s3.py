@@ -101,3 +101,32 @@ def test_an_s3_outage_mid_search_loses_no_rows(s3_server, ray_local, tmp_path: P
     assert synced.returncode == 0, synced.stdout + synced.stderr
     rows = read_rows(storage, "outage")
     assert len({r["trial_id"] for r in rows}) == 3  # every trial's row made it
+
+
+def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_server, tmp_path: Path) -> None:
+    import signal
+
+    storage = f"s3://{s3_server.make_bucket('zsl-resume')}/runs"
+    spec = _spec(tmp_path / "r.yaml", storage, "again", 3, epochs=3)
+    driver = subprocess.Popen([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        try:
+            if read_rows(storage, "again"):
+                break  # one trial has ended: the others are still to run
+        except Exception:  # noqa: BLE001 - nothing written yet
+            pass
+        time.sleep(0.2)
+    assert driver.poll() is None, driver.communicate()[1][-3000:]
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=240)
+    assert driver.returncode == 130, err[-3000:]
+    command = f"zsl-search search resume again --storage {storage}"
+    assert command in err
+    resumed = _zsl(*command.split()[1:])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "the search ran its whole budget" in resumed.stdout
+    rows = read_rows(storage, "again")
+    assert len(rows) == 3 and len({r["trial_id"] for r in rows}) == 3  # every trial exactly once
+    assert all(r["status"] == "COMPLETE" for r in rows), [(r["trial_id"], r["status"]) for r in rows]

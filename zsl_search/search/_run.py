@@ -325,10 +325,13 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     local = fs is None  # Tune's state files on a local disk, where a killed driver can cut them short
     if local:
         callbacks.append(TuneStateCopies(experiment))
-    if resume and tune.Tuner.can_restore(experiment, storage_filesystem=fs):
+    # With a pyarrow filesystem Tune wants the path inside it (bucket/prefix/name), not the s3:// URI.
+    tune_path = experiment if local else f"{storage_path.rstrip('/')}/{spec.name}"
+    if resume and tune.Tuner.can_restore(tune_path, storage_filesystem=fs):
         for line in repair_tune_state(experiment) if local else []:
             warn(line)
-        tuner = _restored_tuner(experiment, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop)
+        tuner = _restored_tuner(tune_path, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop,
+                                shown=experiment)
     else:  # a new search, or one interrupted before Tune saved its first state
         tuner = _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults, callbacks=callbacks,
                            stop=stop)
@@ -378,16 +381,18 @@ def _new_tuner(spec: SearchSpec, trainable: Any, storage_path: str, fs: Any, jou
     )
 
 
-def _restored_tuner(experiment: str, trainable: Any, fs: Any, *, callbacks: list[Any], stop: Any) -> Any:
+def _restored_tuner(path: str, trainable: Any, fs: Any, *, callbacks: list[Any], stop: Any, shown: str) -> Any:
+    """The Tuner restored from the experiment at ``path`` (inside ``fs`` when one is given);
+    ``shown`` is its location as the user wrote it, for errors."""
     from ray import tune
 
     # ERROR trials stay ERROR (they were retried once already); interrupted ones continue.
     try:
-        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False,
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False,
                                    storage_filesystem=fs)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as e:
         # A damaged tuner.pkl (or one from another Ray): name it rather than print Ray's traceback.
-        raise StorageError(f"{experiment}/tuner.pkl: cannot restore the search's Tune state ({type(e).__name__}: "
+        raise StorageError(f"{shown}/tuner.pkl: cannot restore the search's Tune state ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); restore the file from a copy, "
                            "or start a new search with --name NEW-NAME (the leaderboard so far stays)") from None
     # Tune.restore brings back the callbacks and stopper pickled when the search started; this
