@@ -130,3 +130,21 @@ def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_serve
     rows = read_rows(storage, "again")
     assert len(rows) == 3 and len({r["trial_id"] for r in rows}) == 3  # every trial exactly once
     assert all(r["status"] == "COMPLETE" for r in rows), [(r["trial_id"], r["status"]) for r in rows]
+
+
+def test_a_search_on_s3_deleted_and_run_again_gives_the_same_numbers(s3_server, ray_local, tmp_path: Path) -> None:
+    # The Optuna journal of a search on S3 lives in the local cache while it runs; once the
+    # search is deleted from the bucket, a new one of that name must not inherit its trials.
+    storage = f"s3://{s3_server.make_bucket('zsl-rerun')}/runs"
+    spec = load_spec(_spec(tmp_path / "d.yaml", storage, "twice", 3, epochs=1)).override(
+        {"space.all.lr_g": {"low": 1e-4, "high": 1e-2, "log": True}})
+
+    def run() -> list[tuple]:
+        rows = run_search(spec, progress=False).rows
+        return sorted((r["variant"], r["config_json"], r["H"]) for r in rows)
+
+    first = run()
+    store = open_storage(storage)
+    for key in [*store.list("twice/"), "_index/twice.json"]:
+        store.delete(key)
+    assert run() == first

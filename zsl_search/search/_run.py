@@ -119,16 +119,21 @@ def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
     return path, fs, results.join(name)
 
 
-def _journal_path(storage: str, name: str, cache_dir: Path) -> Path:
+def _journal_path(storage: str, name: str, cache_dir: Path, *, new: bool = False) -> Path:
     """Optuna's journal needs a local file with locking: inside a local storage directory, or in
     the cache when results are remote (uploaded beside the leaderboard at the end, and fetched
-    from there when a search is resumed on another machine)."""
+    from there when a search is resumed on another machine). ``new``: the search has just
+    claimed its name, so a cached journal is an earlier search's of that name, since deleted
+    from the storage; it is dropped, or its trials would steer this one's sampler."""
     from ..storage import StorageNotFound, open_storage
 
     results = open_storage(storage)
     if results.local_path is not None:
         return results.local_path / name / JOURNAL_FILE
     path = cache_dir / "journals" / hashlib.sha1(storage.encode()).hexdigest()[:16] / name / JOURNAL_FILE
+    if new:
+        path.unlink(missing_ok=True)
+        return path
     if not path.exists():
         try:
             data = results.read_bytes(f"{name}/{JOURNAL_FILE}")
@@ -174,7 +179,7 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
     check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
         _claim_name(spec)
-    journal = _journal_path(spec.storage, spec.name, cache_dir)
+    journal = _journal_path(spec.storage, spec.name, cache_dir, new=not resume)
     ledger, feature_stores = _fit(spec, source, journal, address=address, resume=resume, cache_dir=cache_dir,
                                   info=info, progress=progress)
     return _reconcile(spec, ledger, journal, cache_dir=cache_dir, feature_stores=feature_stores,
