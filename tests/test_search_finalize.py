@@ -31,6 +31,62 @@ def _searched(tmp_path: Path, demo_dir: Path, **spec_over: object) -> tuple[Path
     return data, res
 
 
+def test_finalize_refuses_a_search_whose_driver_is_alive_and_ignores_a_stale_marker(demo_dir: Path, tmp_path: Path,
+                                                                                     capsys) -> None:
+    import json
+    import os
+    import socket
+    import subprocess
+    import time
+
+    from zsl_search.search._running import RUNNING_DIR, STALE_S, check_not_running
+
+    _, res = _searched(tmp_path, demo_dir)
+    marker = res / RUNNING_DIR / "gone.json"
+    marker.parent.mkdir()
+
+    def mark(pid: int, age: float = 0.0, host: str = socket.gethostname()) -> None:
+        marker.write_text(json.dumps({"host": host, "pid": pid, "updated_at": time.time() - age}))
+
+    mark(os.getpid())  # a live driver on this machine
+    assert main(["finalize", str(res), "--search", "gone", "--top-k", "1", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zsl-search: error: search 'gone' is still running (its driver, pid ") and err.count("\n") == 1
+    assert read_rows(str(res), "gone")[0]["test_H_mean"] is None  # nothing retrained, nothing written
+    mark(os.getpid(), host="another-machine")  # alive as far as anyone here can tell
+    with pytest.raises(Exception, match="still running"):
+        check_not_running(str(res), "gone")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for stale in (lambda: mark(gone.pid), lambda: mark(os.getpid(), age=STALE_S + 1, host="another-machine")):
+        stale()  # a killed driver's marker: its process is gone, or it stopped refreshing it
+        check_not_running(str(res), "gone")
+    marker.write_text("{")  # torn: says nothing
+    check_not_running(str(res), "gone")
+
+
+def test_finalize_asks_for_a_sync_while_rows_of_the_search_wait_in_the_spool(demo_dir: Path, tmp_path: Path,
+                                                                             capsys) -> None:
+    # Rows spooled during a storage outage may outrank the stored ones: finalists chosen without
+    # them would be the wrong ones.
+    from zsl_search.leaderboard import _spool
+    from zsl_search.leaderboard._schema import normalize_row
+    from zsl_search.storage import open_storage
+
+    _, res = _searched(tmp_path, demo_dir)
+    better = normalize_row({"trial_id": "t1", "variant": "fclswgan", "status": "COMPLETE", "H": 0.9, "U": 0.9,
+                            "S": 0.9, "params": {"lr": 1e-3}}, search="gone")
+    uri = open_storage(str(res)).uri
+    _spool.save(uri, "gone", [better])
+    try:
+        assert main(["finalize", str(res), "--search", "gone", "--top-k", "1", "--seeds", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"zsl-search: error: search 'gone' has leaderboard rows kept locally that {res} lacks (it was "
+                       f"unreachable); run `zsl-search leaderboard sync {res}` first\n")
+    finally:
+        _spool.clear(uri, "gone")
+
+
 @pytest.mark.parametrize("damage", ["deleted", "truncated"])
 def test_finalize_names_a_dataset_gone_since_the_search_in_one_line(demo_dir: Path, tmp_path: Path, capsys,
                                                                    damage: str) -> None:

@@ -107,7 +107,7 @@ def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_serve
     import signal
 
     storage = f"s3://{s3_server.make_bucket('zsl-resume')}/runs"
-    spec = _spec(tmp_path / "r.yaml", storage, "again", 3, epochs=3)
+    spec = _spec(tmp_path / "r.yaml", storage, "again", 8, epochs=3)  # long enough to be caught running
     driver = subprocess.Popen([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -119,6 +119,14 @@ def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_serve
             pass
         time.sleep(0.2)
     assert driver.poll() is None, driver.communicate()[1][-3000:]
+    # Its driver is alive: finalize (and a second driver, which checks the same) is refused.
+    from zsl_search.search._running import check_not_running
+
+    with pytest.raises(Exception, match="search 'again' is still running"):
+        check_not_running(storage, "again")
+    refused = _zsl("finalize", storage, "--search", "again", "--top-k", "1", "--seeds", "1")
+    assert driver.poll() is None, "the search ended before finalize was tried; give it more trials"
+    assert refused.returncode == 2 and "search 'again' is still running" in refused.stderr, refused.stderr[-3000:]
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=240)
     assert driver.returncode == 130, err[-3000:]
@@ -128,8 +136,9 @@ def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_serve
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "the search ran its whole budget" in resumed.stdout
     rows = read_rows(storage, "again")
-    assert len(rows) == 3 and len({r["trial_id"] for r in rows}) == 3  # every trial exactly once
+    assert len(rows) == 8 and len({r["trial_id"] for r in rows}) == 8  # every trial exactly once
     assert all(r["status"] == "COMPLETE" for r in rows), [(r["trial_id"], r["status"]) for r in rows]
+    assert not open_storage(storage).exists("_running/again.json")  # the ended driver took its marker away
 
 
 def test_a_search_on_s3_deleted_and_run_again_gives_the_same_numbers(s3_server, ray_local, tmp_path: Path) -> None:

@@ -134,8 +134,8 @@ class LeaderboardWriter:
             except StorageError as e:
                 where = _spool.save(self.storage_uri, self.search, self._known.values())
                 log.warning("leaderboard of search %r not uploaded (%s); %d rows spooled in %s, "
-                            "run sync_pending() (or write again) once the storage is back",
-                            self.search, e, len(self._known), where)
+                            "run `zsl-search leaderboard sync %s` once the storage is back",
+                            self.search, e, len(self._known), where, self.storage_uri)
                 return False
             except BaseException:
                 _spool.save(self.storage_uri, self.search, self._known.values())

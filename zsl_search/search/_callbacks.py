@@ -22,6 +22,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 
 from ..errors import DataError, warn
+from ._running import REFRESH_S, mark_running
 from ._trainable import evaluator_name
 from ._tune_state import keep_tune_state
 
@@ -365,6 +366,21 @@ class TuneStateCopies(Callback):
         if now - self._last >= self.every_s:
             self._last = now
             keep_tune_state(self.experiment)
+
+
+class RunningMarker(Callback):
+    """Refreshes the search's ``running.json`` (`zsl_search.search._running`) after a loop step,
+    at most every ``REFRESH_S`` seconds, so that `finalize` and `search resume` see a live driver."""
+
+    def __init__(self, storage: str, search: str) -> None:
+        self.storage, self.search = storage, search
+        self._last = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= REFRESH_S:
+            self._last = now
+            mark_running(self.storage, self.search)
 
 
 class StaleCheckpointRepair(Callback):

@@ -85,15 +85,21 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     import ray
 
     from .. import settings
-    from ..errors import ConfigError
-    from ..leaderboard import read_rows, update_test_columns
+    from ..errors import ConfigError, StorageError
+    from ..leaderboard import pending_searches, read_rows, update_test_columns
     from ..store import DataSource, check_source, release_stores
     from .._ray import init_ray
     from ._run import check_resources, load_saved_spec
+    from ._running import check_not_running
 
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be >= 1")
     spec = load_saved_spec(storage, search)
+    check_not_running(storage, search)
+    if any(name == search for _, name in pending_searches(storage)):
+        # Finalists come from the stored rows; spooled ones (a storage outage) may outrank them.
+        raise ConfigError(f"search {search!r} has leaderboard rows kept locally that {storage} lacks (it was "
+                          f"unreachable); run `zsl-search leaderboard sync {storage}` first")
     rows = _finalists(read_rows(storage, search), spec=spec, search=search, top_k=top_k)
     source = DataSource.from_spec(spec, protocol="test")
     # The dataset may have moved or broken since the search: say so in one line, as `search
@@ -138,7 +144,9 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
             cols[f"test_{key}_mean"] = statistics.fmean(values)
             cols[f"test_{key}_std"] = statistics.pstdev(values)
         columns[row["trial_id"]] = cols
-    update_test_columns(storage, search, results=columns)
+    if not update_test_columns(storage, search, results=columns):
+        raise StorageError(f"{storage}: the test results of search {search!r} could not be written and are kept "
+                           f"locally; run `zsl-search leaderboard sync {storage}` once the storage is writable")
     return read_rows(storage, search)
 
 

@@ -26,6 +26,7 @@ import yaml
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
 from .._files import atomic_write
 from .._ray import init_ray as _init_ray
+from ._running import check_not_running, clear_running, mark_running
 from ._spec import SearchSpec, parse_spec
 from ._tune_state import keep_tune_state, repair_tune_state
 
@@ -175,15 +176,21 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
     # must not leave behind a search that only `resume` (with the same spec) could continue.
     if not resume:
         _check_name_free(spec)  # at once, not after Ray's start-up
+    else:
+        check_not_running(spec.storage, spec.name)  # two drivers of one search would overwrite each other
     _init_ray(address)
     check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
         _claim_name(spec)
     journal = _journal_path(spec.storage, spec.name, cache_dir, new=not resume)
-    ledger, feature_stores = _fit(spec, source, journal, address=address, resume=resume, cache_dir=cache_dir,
-                                  info=info, progress=progress)
-    return _reconcile(spec, ledger, journal, cache_dir=cache_dir, feature_stores=feature_stores,
-                      seconds=time.perf_counter() - start)
+    mark_running(spec.storage, spec.name)
+    try:
+        ledger, feature_stores = _fit(spec, source, journal, address=address, resume=resume, cache_dir=cache_dir,
+                                      info=info, progress=progress)
+        return _reconcile(spec, ledger, journal, cache_dir=cache_dir, feature_stores=feature_stores,
+                          seconds=time.perf_counter() - start)
+    finally:
+        clear_running(spec.storage, spec.name)
 
 
 def check_resources(spec: SearchSpec, *, cluster: bool) -> None:
@@ -319,14 +326,15 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     from ray.tune.logger import TBXLoggerCallback
 
     from .. import settings
-    from ._callbacks import FatalErrorStopper, StaleCheckpointRepair, TuneStateCopies
+    from ._callbacks import FatalErrorStopper, RunningMarker, StaleCheckpointRepair, TuneStateCopies
 
     trainable = tune.with_resources(
         tune.with_parameters(_trial_entrypoint(spec), spec=spec, source=source,
                              search=spec.name, cache_dir=str(cache_dir), plugins=tuple(settings.plugin_modules())),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
-    callbacks, stop = [TBXLoggerCallback(), ledger], FatalErrorStopper(ledger)
+    callbacks = [TBXLoggerCallback(), ledger, RunningMarker(spec.storage, spec.name)]
+    stop = FatalErrorStopper(ledger)
     local = fs is None  # Tune's state files on a local disk, where a killed driver can cut them short
     if local:
         callbacks.append(TuneStateCopies(experiment))
