@@ -143,7 +143,10 @@ def test_a_search_whose_every_trial_failed_exits_1_and_one_with_a_good_trial_exi
     assert [r["status"] for r in result.rows] == ["ERROR", "ERROR"] and result.failed == 2
     assert print_best(result, top=5) == 1
     out, err = capsys.readouterr()
-    assert "2 trials" in out  # the leaderboard is still printed
+    assert "2 trials" in out and "\nrank " in out  # the leaderboard is still printed
+    assert print_best(result, top=0) == 1
+    out = capsys.readouterr().out
+    assert "(2 trials started)" in out and "\nrank " not in out  # --top 0: only how it ended
     assert err == (f"zsl-search: every trial of search broken failed (2 of them); the tracebacks are in each "
                    f"trial's error.txt under {tmp_path}/broken/\n")
 

@@ -160,10 +160,11 @@ def print_best(result: Any, *, top: int) -> int:
     n = len(result.rows)
     print(f"search {result.name}: {n} trial{'s' if n != 1 else ''} in {result.seconds:.0f}s, ranked by validation H; "
           f"leaderboard in {result.storage.rstrip('/')}/{result.name}/")
-    print(f"the search {_ENDED[result.ending]} ({result.trials} trials started)")
+    print(f"the search {_ENDED[result.ending]} ({result.trials} trial{'s' if result.trials != 1 else ''} started)")
     for note in result.notes:
         print(note)
-    print(format_rows(result.rows, fmt="table", top=top), end="")
+    if top:  # 0: only how it ended
+        print(format_rows(result.rows, fmt="table", top=top), end="")
     sys.stdout.flush()
     if result.ending == "interrupted":
         print(f"zsl-search: interrupted; continue with: zsl-search search resume {result.name} "
