@@ -87,6 +87,26 @@ def test_finalize_asks_for_a_sync_while_rows_of_the_search_wait_in_the_spool(dem
         _spool.clear(uri, "gone")
 
 
+def test_finalize_names_an_unreadable_config_and_too_many_seeds_before_ray(demo_dir: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, res = _searched(tmp_path, demo_dir)
+    assert main(["finalize", str(res), "--search", "gone", "--seeds", "5000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zsl-search: error: --seeds 5000000000: the seeds 0.. would pass 4294967295") and \
+        err.count("\n") == 1
+    path = res / "gone" / "leaderboard.parquet"
+    table = pq.read_table(path)
+    i = table.column_names.index("config_json")
+    pq.write_table(table.set_column(i, "config_json", pa.array(["{not json"])), path)
+    assert main(["finalize", str(res), "--search", "gone", "--top-k", "1", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"zsl-search: error: {res}/gone/leaderboard.parquet: trial t0 has no readable config_json (the "
+                   "file was edited?); restore it, or finalize other trials with --top-k\n")
+
+
 @pytest.mark.parametrize("damage", ["deleted", "truncated"])
 def test_finalize_names_a_dataset_gone_since_the_search_in_one_line(demo_dir: Path, tmp_path: Path, capsys,
                                                                    damage: str) -> None:

@@ -69,6 +69,20 @@ def _finalists(rows: list[dict[str, Any]], *, spec: Any, search: str, top_k: int
     return chosen
 
 
+def _config(row: dict[str, Any], *, storage: str, search: str) -> dict[str, Any]:
+    """A finalist's hyperparameters from its ``config_json``, or `LeaderboardError` naming it."""
+    from ..leaderboard import LeaderboardError
+
+    try:
+        config = json.loads(row.get("config_json") or "")
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise LeaderboardError(f"{storage}/{search}/leaderboard.parquet: trial {row['trial_id']} has no readable "
+                               "config_json (the file was edited?); restore it, or finalize other trials with --top-k")
+    return config
+
+
 def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, address: str | None = None,
              progress: bool = True) -> list[dict[str, Any]]:
     """Retrain the ``top_k`` best trials of ``search`` with ``seeds`` seeds under protocol
@@ -85,6 +99,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     import ray
 
     from .. import settings
+    from .._seed import MAX_SEED
     from ..errors import ConfigError, StorageError
     from ..leaderboard import pending_searches, read_rows, update_test_columns
     from ..store import DataSource, check_source, release_stores
@@ -95,12 +110,15 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be >= 1")
     spec = load_saved_spec(storage, search)
+    if spec.seed + seeds - 1 > MAX_SEED:
+        raise ConfigError(f"--seeds {seeds}: the seeds {spec.seed}.. would pass {MAX_SEED}, the largest seed; use fewer")
     check_not_running(storage, search)
     if any(name == search for _, name in pending_searches(storage)):
         # Finalists come from the stored rows; spooled ones (a storage outage) may outrank them.
         raise ConfigError(f"search {search!r} has leaderboard rows kept locally that {storage} lacks (it was "
                           f"unreachable); run `zsl-search leaderboard sync {storage}` first")
     rows = _finalists(read_rows(storage, search), spec=spec, search=search, top_k=top_k)
+    configs = {r["trial_id"]: _config(r, storage=storage, search=search) for r in rows}  # before Ray
     source = DataSource.from_spec(spec, protocol="test")
     # The dataset may have moved or broken since the search: say so in one line, as `search
     # resume` does, before any Ray task would fail with a traceback of its own.
@@ -113,7 +131,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     device = "cuda" if spec.resources.gpu > 0 else spec.device
     pending: dict[Any, tuple[str, int]] = {}
     for row in rows:
-        params = {**json.loads(row["config_json"]), "epochs": spec.budget.max_epochs}
+        params = {**configs[row["trial_id"]], "epochs": spec.budget.max_epochs}
         for i in range(seeds):
             ref = task.remote(source=source, search=store_search, cache_dir=str(settings.cache_dir()),
                               variant=row["variant"], params=params, seed=spec.seed + i, device=device,
