@@ -369,7 +369,7 @@ class TuneStateCopies(Callback):
 
 
 class RunningMarker(Callback):
-    """Refreshes the search's ``running.json`` (`zsl_search.search._running`) after a loop step,
+    """Refreshes the search's ``_running/<search>.json`` (`zsl_search.search._running`) after a loop step,
     at most every ``REFRESH_S`` seconds, so that `finalize` and `search resume` see a live driver."""
 
     def __init__(self, storage: str, search: str) -> None:
