@@ -29,8 +29,8 @@ from ..errors import ConfigError
 from ..models import CommonParams, get_variant
 from ..models.base import Critic, Generator, leaky_relu, mlp_wgan_gp_loss
 from ._adam import _EPS
-from ._trainer import (GEN_CHUNK, _rng_state, check_data_identity, data_identity, eval_inputs, lr_factor,
-                       pretrain_classifier, saved_params)
+from ._trainer import (GEN_CHUNK, _rng_state, check_data_identity, data_identity, eval_inputs, evaluate_params,
+                       lr_factor, pretrain_classifier, saved_params)
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -310,14 +310,9 @@ class FusedTrainer:
                  cls_steps: int | None = None, extras_above: float | None = None) -> EvalResult:
         """Member ``k``'s `Trainer.evaluate` (one member at a time: the final classifiers are
         the cost, and they are not fused)."""
-        from ..eval import evaluate_gzsl
-
-        p = self.params[k]
-        return evaluate_gzsl(
-            self.split, lambda att, n: self.member_generate(k, att, n), syn_num=p.syn_num, seed=self.seeds[k],
-            device=self.device, cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs,
-            select_epoch=select_epoch, cls_steps=cls_steps, cls_batch=p.cls_batch or None, extras_above=extras_above,
-        )
+        return evaluate_params(self.split, lambda att, n: self.member_generate(k, att, n), self.params[k],
+                               seed=self.seeds[k], device=self.device, select_epoch=select_epoch,
+                               cls_epochs=cls_epochs, cls_steps=cls_steps, extras_above=extras_above)
 
 
 def _check_pack(variant: str, params: Sequence[CommonParams]) -> None:

@@ -61,6 +61,21 @@ def data_identity(split: Split) -> dict[str, Any]:
             "n_train": int(split.train_y.shape[0]), "digest": digest.hexdigest()}
 
 
+def evaluate_params(split: Split, generate: Callable[[torch.Tensor, int], torch.Tensor], params: CommonParams, *,
+                    seed: int, device: torch.device, select_epoch: bool, cls_epochs: int | None,
+                    cls_steps: int | None, extras_above: float | None) -> EvalResult:
+    """`evaluate_gzsl` of ``generate`` with the evaluation settings of ``params`` (``syn_num``,
+    ``cls_epochs`` unless overridden, ``cls_batch``): what `Trainer.evaluate` and each member of
+    a `FusedTrainer` score with."""
+    from ..eval import evaluate_gzsl
+
+    return evaluate_gzsl(
+        split, generate, syn_num=params.syn_num, seed=seed, device=device,
+        cls_epochs=params.cls_epochs if cls_epochs is None else cls_epochs, select_epoch=select_epoch,
+        cls_steps=cls_steps, cls_batch=params.cls_batch or None, extras_above=extras_above,
+    )
+
+
 def saved_params(params: CommonParams, saved: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's hyperparameters, with the defaults of ``params``'s class for fields added
     since it was written (e.g. ``cls_batch``), so that it still resumes."""
@@ -260,14 +275,9 @@ class Trainer:
         on those sets). ``cls_epochs`` overrides ``params.cls_epochs`` and ``cls_steps`` sets the
         GZSL classifier's length in Adam steps (validated choices); ZSL and retrieval only above
         H ``extras_above`` (see `evaluate_gzsl`)."""
-        from ..eval import evaluate_gzsl
-
-        p = self.params
-        return evaluate_gzsl(
-            self.split, self.generate, syn_num=p.syn_num, seed=self.seed, device=self.device,
-            cls_epochs=p.cls_epochs if cls_epochs is None else cls_epochs, select_epoch=select_epoch,
-            cls_steps=cls_steps, cls_batch=p.cls_batch or None, extras_above=extras_above,
-        )
+        return evaluate_params(self.split, self.generate, self.params, seed=self.seed, device=self.device,
+                               select_epoch=select_epoch, cls_epochs=cls_epochs, cls_steps=cls_steps,
+                               extras_above=extras_above)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
