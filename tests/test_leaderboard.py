@@ -259,6 +259,9 @@ def test_update_test_columns(tmp_path: Path) -> None:
     assert by_id["t000"]["test_seeds"] == [0, 1, 2] and by_id["t000"]["test_H_mean"] == 0.49
     assert by_id["t001"]["test_seeds"] is None and by_id["t001"]["test_H_mean"] is None
     assert "test_H_mean" in format_rows(list(by_id.values()), fmt="table")
+    md = (tmp_path / "srch" / "leaderboard.md").read_text().splitlines()
+    assert "| test_H_mean | test_H_std |" in md[0] and any("| 0.4900 | 0.0150 |" in line for line in md)  # stored too
+    assert "test_H_mean" not in format_rows(rows, fmt="md")  # not before finalize
     # A later rewrite of the trial without test keys keeps its test results.
     LeaderboardWriter(str(tmp_path), "srch").write([rows[0]])
     assert {r["trial_id"]: r for r in read_rows(str(tmp_path), "srch")}["t000"]["test_H_mean"] == 0.49
@@ -443,3 +446,22 @@ def test_cli_plot_names_the_out_flag(tmp_path: Path, capsys) -> None:
         err = capsys.readouterr().err
         assert err.startswith(f"zsl-search: error: {out}") and "--out" in err and "out_dir" not in err
     assert afile.read_text() == "keep"
+    assert main(["leaderboard", "plot", str(root), "--search", "srch", "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err and not list(Path.cwd().glob("srch*.png"))
+
+
+def test_cli_sync_of_a_mistyped_local_path_says_so_and_creates_nothing(tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+
+    assert main(["leaderboard", "sync", str(tmp_path / "nodir")]) == 2
+    assert "no such directory" in capsys.readouterr().err and not (tmp_path / "nodir").exists()
+    assert main(["leaderboard", "sync", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "nothing to sync\n"
+
+
+def test_json_listings_hold_null_where_a_value_is_nan() -> None:
+    from zsl_search.leaderboard import format_searches
+
+    entry = {"name": "s", "dataset": "DEMO", "protocol": "validation", "n_trials": 1, "best_H": float("nan"),
+             "best_variant": None}
+    assert json.loads(format_searches([entry], fmt="json"))[0]["best_H"] is None

@@ -241,6 +241,8 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
     assert {r["trial_id"] for r in first} == reported and len(first) == len(reported), out + err[-2000:]
     assert all(r["status"] == "INTERRUPTED" for r in first)
     assert "the search was interrupted" in out and resume_cmd in err and "Traceback" not in err
+    # Ray's own start-up lines (it started; token auth is on, its default) say nothing to act on.
+    assert "Started a local Ray instance" not in err and "Token authentication is enabled" not in err
     # Interrupted trials continue from their checkpoints: so far every epoch once, in order.
     assert all(epochs == list(range(1, len(epochs) + 1)) for epochs in reports(storage / "intr").values())
 
@@ -456,6 +458,107 @@ def test_sigterm_to_the_driver_ends_the_search_like_ctrl_c(ray_local, tmp_path: 
     assert {r["trial_id"] for r in rows} == reported and rows
     assert all(r["status"] == "INTERRUPTED" for r in rows)
     assert "RUNNING" in optuna_states(tmp_path, "term")  # left for `search resume` to continue
+
+
+def _journal(path: Path, trials: int) -> bytes:
+    """A real Optuna journal of ``trials`` finished trials."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.create_study(study_name="j", storage=JournalStorage(JournalFileBackend(str(path))),
+                                load_if_exists=True)
+    for i in range(trials):
+        study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), float(i))
+    return path.read_bytes()
+
+
+def test_a_journal_cut_mid_line_loses_only_that_line_and_stays_appendable(tmp_path: Path, capsys) -> None:
+    from zsl_search.search._journal import check_journal
+
+    path = tmp_path / "optuna.journal"
+    whole = _journal(path, 2)
+    path.write_bytes(whole + whole.splitlines(keepends=True)[-1][:15])  # a killed driver's last append
+    check_journal(path, trials=2)
+    assert path.read_bytes() == whole
+    assert "dropped its cut last line (15 bytes" in capsys.readouterr().err
+    _journal(path, 1)  # Optuna appends to it again, and reads it back: 3 trials, none glued
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="j", storage=JournalStorage(JournalFileBackend(str(path))))
+    assert [t.value for t in study.trials] == [0.0, 1.0, 0.0]
+    capsys.readouterr()
+    check_journal(path, trials=3)  # an intact journal is left as it is
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("damage", ["a bad line", "cut short", "missing"])
+def test_a_journal_that_lost_its_history_is_refused_in_one_line(damage: str, tmp_path: Path) -> None:
+    from zsl_search.errors import StorageError
+    from zsl_search.search._journal import check_journal
+
+    path = tmp_path / "optuna.journal"
+    lines = _journal(path, 3).splitlines(keepends=True)
+    if damage == "a bad line":
+        path.write_bytes(b"".join(lines[:2] + [b'{"op_code": 4, "stu\n'] + lines[2:]))
+        expected = "line 3 is not an Optuna journal entry"
+    elif damage == "cut short":
+        path.write_bytes(b"".join(line for line in lines if b'"op_code":4' not in line or line == lines[1]))
+        expected = "1 trial(s) in the journal, but Tune's saved state holds 3"
+    else:
+        path.unlink()
+        expected = "missing"
+    before = path.read_bytes() if path.exists() else None
+    with pytest.raises(StorageError, match="cannot be resumed") as caught:
+        check_journal(path, trials=3)
+    assert expected in str(caught.value) and "\n" not in str(caught.value) and str(path) in str(caught.value)
+    assert (path.read_bytes() if path.exists() else None) == before  # refused: nothing rewritten
+
+
+def test_resume_refuses_a_damaged_journal_before_ray_starts(tmp_path: Path) -> None:
+    storage = tmp_path / "results"
+    spec = {"name": "dmg", "dataset": {"path": "demo"}, "variants": ["cgan"], "budget": {"trials": 4, "max_epochs": 1},
+            "storage": str(storage)}
+    (storage / "dmg").mkdir(parents=True)
+    (storage / "dmg" / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (storage / "dmg" / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": [["{}", "{}"]] * 4, "runner_data": {}, "stats": {}}))
+    _journal(storage / "dmg" / "optuna.journal", 2)
+    proc = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "resume", "dmg", "--storage", str(storage)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 2 and "2 trial(s) in the journal, but Tune's saved state holds 4" in proc.stderr
+    assert "Ray" not in proc.stderr  # refused before Ray started (its start-up prints a line)
+
+
+def test_a_search_killed_before_tune_saved_any_state_resumes_its_whole_budget(ray_local, tmp_path: Path,
+                                                                              capfd) -> None:
+    # What a SIGKILL in a driver's first seconds leaves: the spec, the Tuner's tuner.pkl and the
+    # journal of its first asks, but no run state and no row. Made here from a finished search.
+    from zsl_search.search import resume_search
+
+    spec = parse_spec({
+        "name": "early-kill", "dataset": {"path": "demo"}, "variants": ["cgan", "cosgan"], "space": {"all": SMALL},
+        "budget": {"trials": 3, "max_epochs": 1}, "scheduler": "fifo", "max_concurrent": 1, "storage": str(tmp_path),
+    })
+    first = run_search(spec, progress=False)
+    experiment = tmp_path / "early-kill"
+    for path in experiment.iterdir():
+        if path.name.startswith(("experiment_state-", "search_gen_state-", "searcher-state-", "leaderboard.")):
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+    assert {p.name for p in experiment.iterdir() if not p.name.startswith(".")} == {"spec.yaml", "tuner.pkl",
+                                                                                    "optuna.journal"}
+    capfd.readouterr()
+    again = resume_search("early-kill", storage=str(tmp_path), progress=False)
+    assert "'early-kill' was stopped before Tune saved its first state; it starts over" in capfd.readouterr().err
+    assert again.ending == "finished" and again.trials == 3 and len(again.rows) == 3
+    # Started over on a fresh journal: the same trials as the first run, and a study of 3.
+    assert sorted(r["config_json"] for r in again.rows) == sorted(r["config_json"] for r in first.rows)
+    assert len(optuna_states(tmp_path, "early-kill")) == 3
 
 
 # ---------------------------------------------------------------- broken datasets

@@ -101,6 +101,15 @@ def test_an_s3_outage_mid_search_loses_no_rows(s3_server, ray_local, tmp_path: P
     assert synced.returncode == 0, synced.stdout + synced.stderr
     rows = read_rows(storage, "outage")
     assert len({r["trial_id"] for r in rows}) == 3  # every trial's row made it
+    # The Optuna journal, kept in the cache while S3 was down, went up with them: whole.
+    from zsl_search import settings
+    from zsl_search.search._journal import journal_path
+
+    assert f"uploaded the Optuna journal of outage to {storage}" in synced.stdout, synced.stdout
+    cached = journal_path(storage, "outage", settings.cache_dir()).read_bytes()
+    assert open_storage(storage).read_bytes("outage/optuna.journal") == cached and cached.count(b'"op_code":4') >= 3
+    again = _zsl("leaderboard", "sync", storage)
+    assert again.returncode == 0 and again.stdout.strip() == "nothing to sync", again.stdout + again.stderr
 
 
 def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_server, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p2 = cmds.add_parser("plot", help="write PNG plots of a search")
     p2.add_argument("uri")
     p2.add_argument("--search", required=True)
-    p2.add_argument("--out", required=True, type=Path, help="output directory")
+    p2.add_argument("--out", required=True, help="output directory")
     p2.set_defaults(run=run_plot)
 
     y = cmds.add_parser("sync", help="upload leaderboards kept locally while the storage was unreachable")
@@ -58,21 +58,39 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..leaderboard import plot_search
 
-    for path in plot_search(args.uri, args.search, out_dir=args.out):
+    if not args.out.strip():  # Path("") is the current directory: never what was meant
+        raise ConfigError("--out is empty; name the directory to write the plots to")
+    for path in plot_search(args.uri, args.search, out_dir=Path(args.out)):
         print(path)
     return 0
 
 
 def run_sync(args: argparse.Namespace) -> int:
+    from .. import settings
     from ..leaderboard import sync_pending
+    from ..search import sync_journals
+    from ..storage import open_existing
 
+    if args.uri:
+        open_existing(args.uri)  # a mistyped local path: say so, rather than create it and find nothing
     result = sync_pending(args.uri)
     for uri, search in result.uploaded:
         print(f"uploaded {search} to {uri}")
     for uri, search in result.still_pending:
         print(f"still pending: {search} ({uri} unreachable; kept locally, run sync again later)")
-    if not result.uploaded and not result.still_pending:
+    # The Optuna journals an outage kept here: of the storage named, or of those just synced.
+    storages = [args.uri] if args.uri else sorted({uri for uri, _ in result.uploaded})
+    done, pending = len(result.uploaded), len(result.still_pending)
+    for uri in storages:
+        uploaded, failed = sync_journals(uri, settings.cache_dir())
+        for search in uploaded:
+            print(f"uploaded the Optuna journal of {search} to {uri}")
+        for search in failed:
+            print(f"still pending: the Optuna journal of {search} ({uri} unreachable; kept locally, run sync again later)")
+        done, pending = done + len(uploaded), pending + len(failed)
+    if not done and not pending:
         print("nothing to sync")
-    return 1 if result.still_pending else 0
+    return 1 if pending else 0

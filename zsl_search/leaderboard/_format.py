@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -63,7 +64,8 @@ def format_searches(entries: Sequence[Row], *, fmt: Format = "table") -> str:
     if fmt not in FORMATS:
         raise LeaderboardError(f"unknown leaderboard format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "json":
-        return json.dumps(list(entries), indent=2, default=str) + "\n"
+        return json.dumps([{k: _plain(v) for k, v in e.items()} for e in entries], indent=2, default=str,
+                          allow_nan=False) + "\n"
     if fmt == "csv":
         return to_csv(entries, columns=_SEARCH_COLUMNS)
     if fmt == "md":
@@ -87,8 +89,11 @@ def _columns(rows: Sequence[Row]) -> list[str]:
 
 
 def _plain(value: Any) -> Any:
+    """A JSON value: ISO for timestamps, null for NaN and infinities (which JSON lacks)."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -152,13 +157,20 @@ def _key_params(rows: Sequence[Row]) -> list[str]:
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
-    """A GitHub markdown table: a header line, a ``| --- |`` separator, one line per row."""
-    header = [*_MD_COLUMNS, "key params"]
+    """A GitHub markdown table: a header line, a ``| --- |`` separator, one line per row (test H
+    too once finalized, as in `to_text`)."""
+    cols = [*_MD_COLUMNS, *_finalized_columns(rows)]
+    header = [*cols, "key params"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for r, params in zip(rows, _key_params(rows), strict=True):
-        cells = [_short(r.get(c)) for c in _MD_COLUMNS] + [params]
+        cells = [_short(r.get(c)) for c in cols] + [params]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return _peek_warning(rows) + "\n".join(lines) + "\n"
+
+
+def _finalized_columns(rows: Sequence[Row]) -> list[str]:
+    """The test-split columns worth a place in a short table: once finalize has scored a row."""
+    return ["test_H_mean", "test_H_std"] if any(r.get("test_H_mean") is not None for r in rows) else []
 
 
 def _peek_warning(rows: Sequence[Row]) -> str:
@@ -170,9 +182,7 @@ def _peek_warning(rows: Sequence[Row]) -> str:
 def to_text(rows: Sequence[Row]) -> str:
     """An aligned plain-text table of the main columns (plus test H when finalized) and the
     key hyperparameters of each row."""
-    cols = list(_TEXT_COLUMNS)
-    if any(r.get("test_H_mean") is not None for r in rows):
-        cols += ["test_H_mean", "test_H_std"]
+    cols = [*_TEXT_COLUMNS, *_finalized_columns(rows)]
     cells = [[_short(r.get(c)) for c in cols] + [params] for r, params in zip(rows, _key_params(rows), strict=True)]
     cols.append("key params")
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]

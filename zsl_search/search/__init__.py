@@ -13,13 +13,14 @@ from typing import Any
 
 from ._factories import SAMPLERS, SCHEDULERS
 from ._jobs import job_logs, job_status, stop_job, submit_search
+from ._journal import sync_journals
 from ._spec import (BudgetSpec, DatasetSpec, ResourcesSpec, RuntimeSpec, SamplerSpec, SearchSpec, VariantSpace,
                     load_spec, parse_spec)
 
 __all__ = ["SearchSpec", "VariantSpace", "DatasetSpec", "BudgetSpec", "SamplerSpec", "ResourcesSpec", "RuntimeSpec", "load_spec",
            "parse_spec", "SCHEDULERS", "SAMPLERS",
            "run_search", "resume_search", "SearchResult", "finalize",
-           "submit_search", "job_status", "job_logs", "stop_job"]
+           "submit_search", "job_status", "job_logs", "stop_job", "sync_journals"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,7 @@ reported an epoch, exactly once, and says how it ended (`SearchResult.ending`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import logging
 import os
 import pickle
@@ -24,8 +24,8 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
-from .._files import atomic_write
 from .._ray import init_ray as _init_ray
+from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
 from ._spec import SearchSpec, parse_spec
 from ._tune_state import keep_tune_state, repair_tune_state
@@ -33,7 +33,6 @@ from ._tune_state import keep_tune_state, repair_tune_state
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
 
 SPEC_FILE = "spec.yaml"
-JOURNAL_FILE = "optuna.journal"
 
 Ending = Literal["finished", "time_budget", "interrupted"]
 ENDINGS: tuple[str, ...] = ("finished", "time_budget", "interrupted")
@@ -120,31 +119,6 @@ def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
     return path, fs, results.join(name)
 
 
-def _journal_path(storage: str, name: str, cache_dir: Path, *, new: bool = False) -> Path:
-    """Optuna's journal needs a local file with locking: inside a local storage directory, or in
-    the cache when results are remote (uploaded beside the leaderboard at the end, and fetched
-    from there when a search is resumed on another machine). ``new``: the search has just
-    claimed its name, so a cached journal is an earlier search's of that name, since deleted
-    from the storage; it is dropped, or its trials would steer this one's sampler."""
-    from ..storage import StorageNotFound, open_storage
-
-    results = open_storage(storage)
-    if results.local_path is not None:
-        return results.local_path / name / JOURNAL_FILE
-    path = cache_dir / "journals" / hashlib.sha1(storage.encode()).hexdigest()[:16] / name / JOURNAL_FILE
-    if new:
-        path.unlink(missing_ok=True)
-        return path
-    if not path.exists():
-        try:
-            data = results.read_bytes(f"{name}/{JOURNAL_FILE}")
-        except StorageNotFound:
-            return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda p: p.write_bytes(data))  # a killed fetch must not leave a short journal
-    return path
-
-
 def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = False,
                progress: bool = True) -> SearchResult:
     """Run ``spec`` (or resume it with ``resume=True``) and return its ranked trials. Change the
@@ -178,11 +152,14 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
         _check_name_free(spec)  # at once, not after Ray's start-up
     else:
         check_not_running(spec.storage, spec.name)  # two drivers of one search would overwrite each other
+        storage_path, fs, _ = _experiment_location(spec.storage, spec.name)
+        check_journal(journal_path(spec.storage, spec.name, cache_dir),
+                      trials=_saved_trials(f"{storage_path.rstrip('/')}/{spec.name}", fs))
     _init_ray(address)
     check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
         _claim_name(spec)
-    journal = _journal_path(spec.storage, spec.name, cache_dir, new=not resume)
+    journal = journal_path(spec.storage, spec.name, cache_dir, new=not resume)
     mark_running(spec.storage, spec.name)
     try:
         ledger, feature_stores = _fit(spec, source, journal, address=address, resume=resume, cache_dir=cache_dir,
@@ -269,11 +246,11 @@ def _reconcile(spec: SearchSpec, ledger: Any, journal: Path, *, cache_dir: Path,
     ending = _ending(ledger, spec)
     notes = ledger.close(reason="data_error" if ledger.fatal else ending)
     if ending != "interrupted":
-        _settle_optuna(journal, spec.name)
+        settle_journal(journal, spec.name)
     if not ledger.writer.write([]):
         warn(f"{spec.storage} is unreachable; the leaderboard is kept locally until "
              f"`zsl-search leaderboard sync {spec.storage}`")
-    _upload_journal(spec, cache_dir)
+    upload_journal(spec.storage, spec.name, cache_dir)
     if ledger.fatal:
         raise DataError(ledger.fatal)
     rows = ledger.writer.rows()
@@ -340,9 +317,14 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
         callbacks.append(TuneStateCopies(experiment))
     # With a pyarrow filesystem Tune wants the path inside it (bucket/prefix/name), not the s3:// URI.
     tune_path = experiment if local else f"{storage_path.rstrip('/')}/{spec.name}"
-    if resume and tune.Tuner.can_restore(tune_path, storage_filesystem=fs):
+    restore = resume and tune.Tuner.can_restore(tune_path, storage_filesystem=fs)
+    if restore:
         for line in repair_tune_state(experiment) if local else []:
             warn(line)
+        restore = bool(_run_states(tune_path, fs))
+        if not restore:
+            _start_over(spec, journal)
+    if restore:
         tuner = _restored_tuner(tune_path, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop,
                                 shown=experiment)
     else:  # a new search, or one interrupted before Tune saved its first state
@@ -351,6 +333,44 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     if local:
         keep_tune_state(experiment)  # the state this session starts from (a new Tuner's tuner.pkl is written once)
     return tuner
+
+
+def _run_states(tune_path: str, fs: Any) -> list[str]:
+    """Tune's saved run states (``experiment_state-*.json``) there, oldest first (their names
+    carry the session's start time). Without one ``Tuner.restore`` starts the experiment over
+    with its restored searcher, which has already handed out its first trials, and runs a
+    fraction of the budget."""
+    import pyarrow.fs
+
+    fs = fs or pyarrow.fs.LocalFileSystem()
+    files = fs.get_file_info(pyarrow.fs.FileSelector(tune_path, allow_not_found=True))
+    return sorted(f.path for f in files if f.base_name.startswith("experiment_state-") and f.base_name.endswith(".json"))
+
+
+def _saved_trials(tune_path: str, fs: Any) -> int:
+    """How many trials the newest readable run state holds (0 without one)."""
+    import pyarrow.fs
+
+    fs = fs or pyarrow.fs.LocalFileSystem()
+    for path in reversed(_run_states(tune_path, fs)):
+        try:
+            with fs.open_input_stream(path) as f:
+                return len(json.loads(f.read())["trial_data"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # cut short by a killed driver: `repair_tune_state` deals with it
+    return 0
+
+
+def _start_over(spec: SearchSpec, journal: Path) -> None:
+    """A driver killed in its first seconds, before Tune saved any state: Tune saves one at its
+    first step, so no trial of that run had ended. Where the leaderboard agrees, the search
+    starts over as if new; otherwise its Optuna
+    trials still marked running are settled so the sampler does not wait on them."""
+    if _existing_rows(spec):
+        settle_journal(journal, spec.name)
+        return
+    journal.unlink(missing_ok=True)
+    warn(f"search {spec.name!r} was stopped before Tune saved its first state; it starts over")
 
 
 def _trial_entrypoint(spec: SearchSpec) -> Any:
@@ -456,35 +476,6 @@ def _started(ledger: Any) -> int:
     from ._callbacks import trial_count
 
     return sum(trial_count(t.config) for t in ledger.trials)
-
-
-def _settle_optuna(journal: Path, study_name: str) -> None:
-    """Tell Optuna about trials Tune stopped without a word (the time budget, a fatal error):
-    PRUNED if they reported an epoch, FAIL if not, so the study holds no phantom RUNNING trial."""
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.trial import TrialState
-
-    if not journal.exists():
-        return
-    study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(trial.number, state=TrialState.PRUNED if trial.intermediate_values else TrialState.FAIL)
-
-
-def _upload_journal(spec: SearchSpec, cache_dir: Path) -> None:
-    """Copy the Optuna journal beside the leaderboard when results are remote (best effort)."""
-    from ..storage import is_remote, open_storage
-
-    if not is_remote(spec.storage):
-        return
-
-    journal = _journal_path(spec.storage, spec.name, cache_dir)
-    try:
-        open_storage(spec.storage).write_bytes(f"{spec.name}/{JOURNAL_FILE}", journal.read_bytes())
-    except (OSError, StorageError) as e:
-        warn(f"Optuna journal not uploaded ({e}); it stays at {journal}")
 
 
 def _existing_rows(spec: SearchSpec) -> list[dict[str, Any]]:
