@@ -346,3 +346,23 @@ def test_a_fold_search_scores_each_trial_by_its_mean_over_class_folds(ray_local,
     assert curves[0] != curves[1]  # two different sets of validation classes
     mean = [(a + b) / 2 for a, b in zip(*curves, strict=True)]
     assert row["H"] == pytest.approx(max(mean), abs=1e-9) and row["best_epoch"] == mean.index(max(mean)) + 1
+
+
+def test_a_resumed_trial_reporting_an_epoch_again_keeps_the_first_value_without_a_warning(tmp_path: Path) -> None:
+    # A trial restored from a checkpoint older than its last report retrains (and reports) those
+    # epochs again: Optuna keeps the first value of each step, and the searcher says nothing.
+    import warnings
+
+    from zsl_search.search._optuna import make_searcher
+
+    spec = parse_spec({"name": "rep", "dataset": {"path": "demo"}, "variants": ["cgan"], "storage": str(tmp_path),
+                       "budget": {"trials": 2, "max_epochs": 3}, "space": {"cgan": {"lr_g": {"low": 1e-4, "high": 1e-3}}}})
+    searcher = make_searcher(spec, journal=tmp_path / "optuna.journal", study_name="rep", dataset="DEMO")
+    searcher.set_search_properties("best_H", "max", {})
+    assert searcher.suggest("t1")["variant"] == "cgan"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        for step, value in ((1, 0.2), (2, 0.3), (2, 0.9)):
+            searcher.on_trial_result("t1", {"best_H": value, "training_iteration": step})
+    trial = searcher._ot_study.trials[0]
+    assert trial.intermediate_values == {1: 0.2, 2: 0.3}

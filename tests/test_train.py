@@ -8,6 +8,7 @@ import pytest
 import torch
 from _variants import contract_variants
 
+from zsl_search.errors import ConfigError
 from zsl_search.models import get_variant
 from zsl_search.train import Trainer, train
 
@@ -93,8 +94,10 @@ def test_train_resume_argument_continues_a_run(demo_split, tmp_path: Path) -> No
           on_epoch=lambda t, row: (seen.append(int(row["epoch"])), t.save(ckpt)))
     more = train(demo_split, variant="fclswgan", params=_small(epochs=2), seed=0, resume=ckpt)
     assert seen == [1, 2] and more.epochs == 2 and [r["epoch"] for r in more.history] == [1, 2]
-    with pytest.raises(Exception, match="different variant, hyperparameters or seed"):
+    with pytest.raises(ConfigError, match=r"another run, with seed=0 \(this run: seed=9\)"):
         train(demo_split, variant="fclswgan", params=_small(epochs=2), seed=9, resume=ckpt)
+    with pytest.raises(ConfigError, match=r"with epochs=2 \(this run: epochs=3\); resume it with the settings"):
+        train(demo_split, variant="fclswgan", params=_small(epochs=3), seed=0, resume=ckpt)
 
 
 def test_cls_batch_is_the_final_classifiers_batch_and_0_is_the_reference_one(demo_split, tmp_path: Path) -> None:
@@ -124,7 +127,7 @@ def test_a_checkpoint_from_before_a_hyperparameter_existed_resumes_with_its_defa
     resumed.load_state_dict(state)
     assert resumed.epoch == 1
     other = Trainer(demo_split, variant="fclswgan", params=_small(cls_batch=5), seed=1)
-    with pytest.raises(Exception, match="different variant, hyperparameters or seed"):
+    with pytest.raises(ConfigError, match=r"with cls_batch=0 \(this run: cls_batch=5\)"):
         other.load_state_dict(state)  # the missing field means its default, not any value
 
 

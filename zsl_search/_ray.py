@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
+from collections.abc import Iterator
 
 from .errors import ConfigError, warn
 
@@ -29,7 +32,8 @@ def init_ray(address: str | None) -> None:
         return
     for attempt in range(3):
         try:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+            with _quiet_local_start():
+                ray.init(address="local", include_dashboard=False, log_to_driver=False)
             return
         except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one
             # Ray gives a local node 30 s to register, hard-coded; a machine busy enough to miss
@@ -38,6 +42,31 @@ def init_ray(address: str | None) -> None:
                 raise
             ray.shutdown()
             warn("local Ray took over 30 s to start (a busy machine?); starting it again")
+
+
+class _DropLines(logging.Filter):
+    def __init__(self, *starts: str) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.starts)
+
+
+@contextlib.contextmanager
+def _quiet_local_start() -> Iterator[None]:
+    """Without Ray's two lines on starting this run's private Ray: that it started, and that
+    it turned token authentication on (its default; nothing to act on). Its other warnings stay."""
+    filters = [(logging.getLogger("ray._private.worker"), _DropLines("Started a local Ray instance")),
+               (logging.getLogger("ray._private.authentication.authentication_token_setup"),
+                _DropLines("Token authentication is enabled for this Ray cluster"))]
+    for logger, drop in filters:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger, drop in filters:
+            logger.removeFilter(drop)
 
 
 def _check_reachable(address: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import asdict
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     split = make_split(ds, args.protocol, seed=args.seed, preprocess=args.preprocess)
     out = sys.stderr if args.json else sys.stdout
     print(f"{variant.name} on {ds.name} ({args.protocol}): {split.n_seen} seen / {split.n_unseen} unseen classes, "
-          f"{split.train_x.shape[0]} training features, {params.epochs} epochs; defaults: "
+          f"{split.train_x.shape[0]} training features, {params.epochs} epoch{'s' * (params.epochs != 1)}; defaults: "
           f"{variant.defaults_source(ds.defaults)}", file=out, flush=True)
 
     writer = None
@@ -129,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         summary = {"variant": variant.name, "dataset": ds.name, "protocol": args.protocol, "epochs": result.epochs,
                    "seed": args.seed, **m, "seconds": round(result.seconds, 3), "params": asdict(params)}
-        print(json.dumps(summary))
+        # NaN (a metric not computed, a diverged run) is not JSON: null, as the leaderboard writes it.
+        print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()},
+                         allow_nan=False))
     return 0
 

@@ -4,6 +4,7 @@ and a searcher that tells Optuna early-stopped trials were pruned."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,14 @@ class _PrunedEarlyStopsSearch(OptunaSearch):
     def __init__(self, *args: Any, max_epochs: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # A resumed trial retrains the epochs after its checkpoint that it had already reported;
+        # Optuna keeps each step's first value, rightly, and warns about every repeat.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The reported value is ignored because this `step",
+                                    category=UserWarning)
+            super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or result.get("epoch", 0) >= self._max_epochs or trial_id in self._completed_trials:

@@ -29,8 +29,8 @@ from ..errors import ConfigError
 from ..models import CommonParams, get_variant
 from ..models.base import Critic, Generator, leaky_relu, mlp_wgan_gp_loss
 from ._adam import _EPS
-from ._trainer import (GEN_CHUNK, _rng_state, check_data_identity, data_identity, eval_inputs, evaluate_params,
-                       lr_factor, pretrain_classifier, saved_params)
+from ._trainer import (GEN_CHUNK, _rng_state, check_data_identity, check_same_run, data_identity, eval_inputs,
+                       evaluate_params, lr_factor, pretrain_classifier, saved_params)
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -294,9 +294,8 @@ class FusedTrainer:
         if not set(state["ids"]) <= set(self.ids):
             raise ConfigError(f"checkpoint members {state['ids']} are not among this pack's {self.ids}")
         self.keep([self.ids.index(i) for i in state["ids"]])
-        if (len(state["params"]) != len(self.params) or state["seeds"] != self.seeds
-                or [saved_params(p, q) for p, q in zip(self.params, state["params"])] != [asdict(p) for p in self.params]):
-            raise ConfigError("checkpoint was written with other hyperparameters or seeds; start a new run")
+        check_same_run(_by_member(state["seeds"], [saved_params(p, q) for p, q in zip(self.params, state["params"])]),
+                       _by_member(self.seeds, [asdict(p) for p in self.params]))
         with torch.no_grad():
             for mine, saved in zip([*self.g, *self.d], [*state["g"], *state["d"]], strict=True):
                 mine.copy_(saved)
@@ -313,6 +312,14 @@ class FusedTrainer:
         return evaluate_params(self.split, lambda att, n: self.member_generate(k, att, n), self.params[k],
                                seed=self.seeds[k], device=self.device, select_epoch=select_epoch,
                                cls_epochs=cls_epochs, cls_steps=cls_steps, extras_above=extras_above)
+
+
+def _by_member(seeds: Sequence[int], params: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A pack's settings flat, member by member, for `check_same_run` to name the ones that differ."""
+    flat: dict[str, Any] = {}
+    for j, (seed, values) in enumerate(zip(seeds, params, strict=False)):
+        flat.update({f"member {j} seed": seed, **{f"member {j} {k}": v for k, v in values.items()}})
+    return flat
 
 
 def _check_pack(variant: str, params: Sequence[CommonParams]) -> None:

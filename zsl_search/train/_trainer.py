@@ -82,6 +82,21 @@ def saved_params(params: CommonParams, saved: dict[str, Any]) -> dict[str, Any]:
     return {**{f.name: f.default for f in fields(type(params))}, **saved}
 
 
+def check_same_run(saved: dict[str, Any], mine: dict[str, Any]) -> None:
+    """Raise `ConfigError` naming each setting (variant, seed, hyperparameter) in which the run
+    that wrote a checkpoint (``saved``) differs from this one (``mine``): resuming it would
+    continue another run's schedule and sampling under this one's name."""
+    missing = object()
+    differ = [k for k in {**saved, **mine} if saved.get(k, missing) != mine.get(k, missing)]
+    if not differ:
+        return
+    def shown(values: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={values[k]!r}" if k in values else f"no {k}" for k in differ[:4])
+    more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+    raise ConfigError(f"checkpoint was written by another run, with {shown(saved)}{more} (this run: {shown(mine)}); "
+                      "resume it with the settings it was written with, or start a new run with another checkpoint file")
+
+
 def check_data_identity(saved: dict[str, Any] | None, mine: dict[str, Any]) -> None:
     """Raise `ConfigError` when a checkpoint's `data_identity` (None: written before it was
     recorded, accepted) is not this run's; checked before any weight is loaded, so another
@@ -300,9 +315,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_data_identity(state.get("data"), self.data)  # first: other data usually means other defaults too
-        if (state["variant"] != self.variant.name or saved_params(self.params, state["params"]) != asdict(self.params)
-                or state["seed"] != self.seed):
-            raise ConfigError("checkpoint was written by a different variant, hyperparameters or seed; start a new run")
+        check_same_run({"variant": state["variant"], "seed": state["seed"], **saved_params(self.params, state["params"])},
+                       {"variant": self.variant.name, "seed": self.seed, **asdict(self.params)})
         if state.get("schedule_steps", self.schedule_steps) != self.schedule_steps:
             raise ConfigError(f"checkpoint was written for a schedule of {state['schedule_steps']} generator steps, "
                               f"this run has {self.schedule_steps}; start a new run")
