@@ -352,7 +352,11 @@ def _saved_trials(tune_path: str, fs: Any) -> int:
     import pyarrow.fs
 
     fs = fs or pyarrow.fs.LocalFileSystem()
-    for path in reversed(_run_states(tune_path, fs)):
+    try:
+        states = _run_states(tune_path, fs)
+    except OSError as e:
+        raise StorageError(f"{tune_path}: cannot list the search's Tune state ({str(e).splitlines()[0]})") from None
+    for path in reversed(states):
         try:
             with fs.open_input_stream(path) as f:
                 return len(json.loads(f.read())["trial_data"])
@@ -364,8 +368,8 @@ def _saved_trials(tune_path: str, fs: Any) -> int:
 def _start_over(spec: SearchSpec, journal: Path) -> None:
     """A driver killed in its first seconds, before Tune saved any state: Tune saves one at its
     first step, so no trial of that run had ended. Where the leaderboard agrees, the search
-    starts over as if new; otherwise its Optuna
-    trials still marked running are settled so the sampler does not wait on them."""
+    starts over as if new; otherwise its Optuna trials still marked running are settled, so
+    the sampler does not wait on them."""
     if _existing_rows(spec):
         settle_journal(journal, spec.name)
         return
