@@ -526,8 +526,8 @@ def test_resume_refuses_a_damaged_journal_before_ray_starts(tmp_path: Path) -> N
     (storage / "dmg" / "experiment_state-2026-01-01_00-00-00.json").write_text(
         json.dumps({"trial_data": [["{}", "{}"]] * 4, "runner_data": {}, "stats": {}}))
     _journal(storage / "dmg" / "optuna.journal", 2)
-    proc = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "resume", "dmg", "--storage", str(storage)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "resume", "dmg", "--storage",
+                           str(storage)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 2 and "2 trial(s) in the journal, but Tune's saved state holds 4" in proc.stderr
     assert "Ray" not in proc.stderr  # refused before Ray started (its start-up prints a line)

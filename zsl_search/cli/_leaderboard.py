@@ -89,7 +89,8 @@ def run_sync(args: argparse.Namespace) -> int:
         for search in uploaded:
             print(f"uploaded the Optuna journal of {search} to {uri}")
         for search in failed:
-            print(f"still pending: the Optuna journal of {search} ({uri} unreachable; kept locally, run sync again later)")
+            print(f"still pending: the Optuna journal of {search} ({uri} unreachable; kept locally, "
+                  "run sync again later)")
         done, pending = done + len(uploaded), pending + len(failed)
     if not done and not pending:
         print("nothing to sync")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 
@@ -108,15 +108,24 @@ def _quiet_tune_logs() -> Iterator[None]:
             logger.removeFilter(noise)
 
 
-def _experiment_location(storage: str, name: str) -> tuple[str, Any, str]:
-    """(storage_path, pyarrow filesystem, full experiment URI) for Tune."""
+class _Location(NamedTuple):
+    """Where Tune keeps a search's experiment."""
+
+    storage_path: str  # Tune's ``storage_path``: a local directory, or bucket/prefix inside ``fs``
+    fs: Any  # the pyarrow filesystem of remote results; None for a local directory
+    uri: str  # the experiment as the user names it (a local path or s3://bucket/prefix/name)
+    tune_path: str  # the experiment as Tune names it: the local path, or inside ``fs``
+
+
+def _experiment_location(storage: str, name: str) -> _Location:
     from ..storage import open_storage
 
     results = open_storage(storage)
     if results.local_path is not None:  # Tune writes a local directory itself
-        return str(results.local_path), None, results.join(name)
+        return _Location(str(results.local_path), None, results.join(name), results.join(name))
     fs, path = results.pyarrow_filesystem()
-    return path, fs, results.join(name)
+    # With a pyarrow filesystem Tune wants the path inside it (bucket/prefix/name), not the s3:// URI.
+    return _Location(path, fs, results.join(name), f"{path.rstrip('/')}/{name}")
 
 
 def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = False,
@@ -152,9 +161,8 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
         _check_name_free(spec)  # at once, not after Ray's start-up
     else:
         check_not_running(spec.storage, spec.name)  # two drivers of one search would overwrite each other
-        storage_path, fs, _ = _experiment_location(spec.storage, spec.name)
-        check_journal(journal_path(spec.storage, spec.name, cache_dir),
-                      trials=_saved_trials(f"{storage_path.rstrip('/')}/{spec.name}", fs))
+        where = _experiment_location(spec.storage, spec.name)
+        check_journal(journal_path(spec.storage, spec.name, cache_dir), trials=_saved_trials(where.tune_path, where.fs))
     _init_ray(address)
     check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
@@ -210,7 +218,8 @@ def _fit(spec: SearchSpec, source: Any, journal: Path, *, address: str | None, r
     def ledger_() -> Any:
         return _ledger(spec, dataset=info["name"], resume=resume, progress=progress)
 
-    storage_path, fs, experiment = _experiment_location(spec.storage, spec.name)
+    where = _experiment_location(spec.storage, spec.name)
+    experiment = where.uri
     defaults = info["defaults"]
     ledger, feature_stores = None, []
     try:
@@ -220,12 +229,12 @@ def _fit(spec: SearchSpec, source: Any, journal: Path, *, address: str | None, r
                 # this one imports Tune (the ledger's first import of it), not after.
                 _prewarm_store(source, spec, cache_dir, defaults=defaults)
                 ledger = ledger_()
-                tuner = _tuner(spec, source, experiment, storage_path, fs, journal, ledger=ledger, resume=resume,
+                tuner = _tuner(spec, source, where, journal, ledger=ledger, resume=resume,
                                cache_dir=cache_dir, defaults=defaults)
                 tuner.fit()
             finally:
                 feature_stores = release_stores(spec.name)
-                if fs is None:
+                if where.fs is None:
                     keep_tune_state(experiment)  # this session's last state, where it is complete
     except KeyboardInterrupt:  # a second Ctrl-C stops Tune at once (its last saved state stands), or
         ledger = ledger or ledger_()  # one before Tune started: `search resume` starts the search then
@@ -295,10 +304,10 @@ def _classifier_lengths(spec: SearchSpec, defaults: str) -> list[int]:
     return sorted(lengths)
 
 
-def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs: Any, journal: Path, *,
+def _tuner(spec: SearchSpec, source: Any, where: _Location, journal: Path, *,
            ledger: Any, resume: bool, cache_dir: Path, defaults: str) -> Any:
-    """The Tune run of a search: restored from ``experiment`` when resuming (and Tune saved a
-    state), else new; either way reporting to this driver's ``ledger``."""
+    """The Tune run of a search: restored from ``where`` when resuming (and Tune saved a run
+    state there), else new; either way reporting to this driver's ``ledger``."""
     from ray import tune
     from ray.tune.logger import TBXLoggerCallback
 
@@ -312,11 +321,10 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
     )
     callbacks = [TBXLoggerCallback(), ledger, RunningMarker(spec.storage, spec.name)]
     stop = FatalErrorStopper(ledger)
+    experiment, tune_path, fs = where.uri, where.tune_path, where.fs
     local = fs is None  # Tune's state files on a local disk, where a killed driver can cut them short
     if local:
         callbacks.append(TuneStateCopies(experiment))
-    # With a pyarrow filesystem Tune wants the path inside it (bucket/prefix/name), not the s3:// URI.
-    tune_path = experiment if local else f"{storage_path.rstrip('/')}/{spec.name}"
     restore = resume and tune.Tuner.can_restore(tune_path, storage_filesystem=fs)
     if restore:
         for line in repair_tune_state(experiment) if local else []:
@@ -328,7 +336,7 @@ def _tuner(spec: SearchSpec, source: Any, experiment: str, storage_path: str, fs
         tuner = _restored_tuner(tune_path, trainable, fs, callbacks=[StaleCheckpointRepair(), *callbacks], stop=stop,
                                 shown=experiment)
     else:  # a new search, or one interrupted before Tune saved its first state
-        tuner = _new_tuner(spec, trainable, storage_path, fs, journal, dataset=defaults, callbacks=callbacks,
+        tuner = _new_tuner(spec, trainable, where.storage_path, fs, journal, dataset=defaults, callbacks=callbacks,
                            stop=stop)
     if local:
         keep_tune_state(experiment)  # the state this session starts from (a new Tuner's tuner.pkl is written once)
@@ -344,7 +352,8 @@ def _run_states(tune_path: str, fs: Any) -> list[str]:
 
     fs = fs or pyarrow.fs.LocalFileSystem()
     files = fs.get_file_info(pyarrow.fs.FileSelector(tune_path, allow_not_found=True))
-    return sorted(f.path for f in files if f.base_name.startswith("experiment_state-") and f.base_name.endswith(".json"))
+    return sorted(f.path for f in files
+                  if f.base_name.startswith("experiment_state-") and f.base_name.endswith(".json"))
 
 
 def _saved_trials(tune_path: str, fs: Any) -> int:

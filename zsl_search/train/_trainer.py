@@ -90,11 +90,13 @@ def check_same_run(saved: dict[str, Any], mine: dict[str, Any]) -> None:
     differ = [k for k in {**saved, **mine} if saved.get(k, missing) != mine.get(k, missing)]
     if not differ:
         return
+
     def shown(values: dict[str, Any]) -> str:
         return ", ".join(f"{k}={values[k]!r}" if k in values else f"no {k}" for k in differ[:4])
     more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
     raise ConfigError(f"checkpoint was written by another run, with {shown(saved)}{more} (this run: {shown(mine)}); "
-                      "resume it with the settings it was written with, or start a new run with another checkpoint file")
+                      "resume it with the settings it was written with, or start a new run with another "
+                      "checkpoint file")
 
 
 def check_data_identity(saved: dict[str, Any] | None, mine: dict[str, Any]) -> None:
