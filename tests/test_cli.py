@@ -142,3 +142,11 @@ def test_output_into_a_reader_that_stops_early_is_no_traceback(unbuffered: str) 
     p.stdout.close()  # before it writes: every write hits a closed pipe
     assert p.wait(timeout=300) == 141
     assert "Traceback" not in p.stderr.read().decode()
+
+
+def test_data_info_takes_demo_as_every_other_dataset_argument_does(cli) -> None:
+    code, out, err = cli("data", "info", "demo", "--json")
+    assert code == 0, err
+    assert json.loads(out)["name"] == "DEMO"
+    code, _, err = cli("data", "info", "no-such-dir")
+    assert code == 2 and "dataset no-such-dir: not a directory" in err and err.count("\n") == 1

@@ -219,15 +219,20 @@ def test_finalize_repeats_the_validated_procedure_on_test(ray_local, tmp_path: P
     assert best["test_U_mean"] == pytest.approx(sum(m["U"] for m in direct) / 2, abs=1e-6)
 
 
-def test_a_search_that_selects_on_test_is_marked_and_never_finalized(ray_local, tmp_path: Path) -> None:
+def test_a_search_that_selects_on_test_is_marked_and_never_finalized(ray_local, tmp_path: Path, capsys) -> None:
+    from zsl_search.cli._search import print_best
     from zsl_search.errors import ConfigError
     from zsl_search.search import finalize
 
     spec = tiny(tmp_path, name="peek", protocol="test", select_on_test=True, scheduler="fifo", variants=["cgan"],
                 budget={"trials": 1, "max_epochs": 1})
-    run_search(parse_spec(spec), progress=False)
+    result = run_search(parse_spec(spec), progress=False)
     rows = read_rows(str(tmp_path), "peek")
     assert rows and all(r["selected_on_test"] is True and r["protocol"] == "test" for r in rows)
+    capsys.readouterr()
+    assert print_best(result, top=3) == 0
+    out = capsys.readouterr().out
+    assert "ranked by TEST H (select_on_test)" in out and "validation" not in out.splitlines()[0]
     with pytest.raises(ConfigError, match="selected its hyperparameters on the test split"):
         finalize(str(tmp_path), "peek")
     assert read_rows(str(tmp_path), "peek")[0]["test_H_mean"] is None

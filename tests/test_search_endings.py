@@ -275,6 +275,7 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
     finished = _driver("resume", "intr", "--storage", str(storage))
     out, err = finished.communicate(timeout=300)
     assert finished.returncode == 0, err[-3000:]
+    assert "Restoring the run from the latest experiment state" not in err  # Tune's INFO line, said by us
     assert "tuner.pkl was cut short by a killed driver; put back" in err, err[-3000:]
     for name in states - copied:
         assert f"{name} was cut short by a killed driver and has no copy; moved aside" in err, err[-3000:]
@@ -458,6 +459,55 @@ def test_sigterm_to_the_driver_ends_the_search_like_ctrl_c(ray_local, tmp_path: 
     assert {r["trial_id"] for r in rows} == reported and rows
     assert all(r["status"] == "INTERRUPTED" for r in rows)
     assert "RUNNING" in optuna_states(tmp_path, "term")  # left for `search resume` to continue
+
+
+def test_a_search_interrupted_before_any_report_prints_only_its_own_lines(fragile, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trials stalled before their first epoch when Ctrl-C lands: they have no result file yet,
+    # which Tune would report as "Failed to fetch metrics" with a FileNotFoundError per trial.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                    os.environ.get("PYTHONPATH")])))
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "early-int", "dataset": {"path": "demo"}, "variants": [fragile], "space": {fragile: {"stall_s": 6.0}},
+        "budget": {"trials": 2, "max_epochs": 2}, "scheduler": "fifo", "max_concurrent": 2,
+        "storage": str(tmp_path / "results"),
+    }))
+    driver = _driver("run", str(spec_path))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        if len(list((tmp_path / "results" / "early-int").glob("*-fragile"))) == 2:
+            break
+        time.sleep(0.05)
+    assert driver.poll() is None, driver.communicate()[1][-3000:]
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=240)
+    assert driver.returncode == 130 and not reports(tmp_path / "results" / "early-int"), err[-3000:]
+    assert "Failed to fetch metrics" not in err and "FileNotFoundError" not in err, err[-3000:]
+    assert "zsl-search: interrupted; continue with: zsl-search search resume early-int" in err
+    # Tune's "Stop signal received ... Press CTRL+C ... to skip", in our words.
+    assert "Stop signal received" not in err and "zsl-search: stopping: the trials stop" in err, err[-3000:]
+
+
+def test_a_signal_during_ray_start_or_an_import_is_delivered_right_after_it() -> None:
+    from zsl_search._ray import signals_deferred
+
+    reached = []
+    before, term = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_deferred(signal.SIGINT, signal.SIGTERM):
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while Ray starts
+                time.sleep(0.2)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as ray.init sets its own
+                reached.append("the held work finished")
+            reached.append("never: the interrupt comes first")
+        assert reached == ["the held work finished"] and signal.getsignal(signal.SIGINT) is before
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # the handler from before is back
+        with signals_deferred(signal.SIGINT):  # nothing caught: nothing delivered
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, term)
 
 
 def _journal(path: Path, trials: int) -> bytes:

@@ -52,17 +52,21 @@ def test_finalize_refuses_a_search_whose_driver_is_alive_and_ignores_a_stale_mar
     assert main(["finalize", str(res), "--search", "gone", "--top-k", "1", "--seeds", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("zsl-search: error: search 'gone' is still running (its driver, pid ") and err.count("\n") == 1
+    assert "finalize it once it has ended" in err
     assert read_rows(str(res), "gone")[0]["test_H_mean"] is None  # nothing retrained, nothing written
+    assert main(["search", "resume", "gone", "--storage", str(res)]) == 2  # a second driver of it: refused too
+    err = capsys.readouterr().err
+    assert "is still running" in err and "resume it once it has ended" in err and "finalize" not in err
     mark(os.getpid(), host="another-machine")  # alive as far as anyone here can tell
     with pytest.raises(Exception, match="still running"):
-        check_not_running(str(res), "gone")
+        check_not_running(str(res), "gone", then="wait")
     gone = subprocess.Popen(["true"])
     gone.wait()
     for stale in (lambda: mark(gone.pid), lambda: mark(os.getpid(), age=STALE_S + 1, host="another-machine")):
         stale()  # a killed driver's marker: its process is gone, or it stopped refreshing it
-        check_not_running(str(res), "gone")
+        check_not_running(str(res), "gone", then="wait")
     marker.write_text("{")  # torn: says nothing
-    check_not_running(str(res), "gone")
+    check_not_running(str(res), "gone", then="wait")
 
 
 def test_finalize_asks_for_a_sync_while_rows_of_the_search_wait_in_the_spool(demo_dir: Path, tmp_path: Path,

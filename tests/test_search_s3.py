@@ -132,7 +132,7 @@ def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_serve
     from zsl_search.search._running import check_not_running
 
     with pytest.raises(Exception, match="search 'again' is still running"):
-        check_not_running(storage, "again")
+        check_not_running(storage, "again", then="wait")
     refused = _zsl("finalize", storage, "--search", "again", "--top-k", "1", "--seeds", "1")
     assert driver.poll() is None, "the search ended before finalize was tried; give it more trials"
     assert refused.returncode == 2 and "search 'again' is still running" in refused.stderr, refused.stderr[-3000:]

@@ -156,6 +156,45 @@ def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
     assert load_spec(path).space["cgan"] == {"lr_g": {"low": 1e-4, "high": 1e-3}, "hidden": 64}
 
 
+def test_numbers_written_as_1e_minus_4_are_numbers(tmp_path: Path) -> None:
+    # PyYAML (YAML 1.1) alone reads 1e-4 as the string '1e-4': "low and high must be numbers".
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: t\ndataset: {path: demo}\nvariants: [cgan]\nbudget: {trials: 2, max_epochs: 2}\n"
+                    "space:\n  cgan: {lr_g: {low: 1e-4, high: 2E-3, log: true}, lr_d: 5e-4, cls_weight: .5e-1}\n")
+    spec = load_spec(path)
+    assert spec.variant_space("cgan").searched["lr_g"] == Float(1e-4, 2e-3, True)
+    assert spec.space["cgan"]["lr_d"] == 5e-4 and spec.space["cgan"]["cls_weight"] == 0.05
+    path.write_text(path.read_text().replace("name: t", "name: 1e5x"))  # not a number: stays a string
+    assert load_spec(path).name == "1e5x"
+
+
+def test_a_sampler_or_dataset_may_be_given_by_its_name_alone() -> None:
+    base = {k: v for k, v in copy.deepcopy(BASE).items() if k not in ("sampler", "dataset")}
+    spec = parse_spec({**base, "sampler": "random", "dataset": "demo"})
+    assert (spec.sampler.name, spec.sampler.seed, spec.dataset.path) == ("random", 0, "demo")
+    with pytest.raises(SpecError, match=r"sampler: expected a mapping of its fields \(got 3\)"):
+        parse_spec({**base, "dataset": "demo", "sampler": 3})
+    with pytest.raises(SpecError, match=r"sampler.name: Input should be 'tpe', 'random' or 'cmaes'"):
+        parse_spec({**base, "dataset": "demo", "sampler": "nope"})
+
+
+def test_schema_errors_and_the_checks_behind_them_are_reported_together() -> None:
+    # One `search validate` lists everything: before, the variant and space checks waited until
+    # the budget (a schema error) was fixed.
+    bad = {"name": "t", "dataset": {"path": "demo"}, "variants": ["fclswgan", "nosuch"], "scheduler": "hyperband",
+           "space": {"fclswgan": {"lr_g": {"low": 1e-3, "high": 1e-4}}}}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(bad)
+    problems = caught.value.problems
+    assert problems[:2] == ["budget: required field is missing",
+                            "scheduler: Input should be 'asha' or 'fifo' (got 'hyperband')"]
+    assert problems[2].startswith("variants[1]: unknown variant 'nosuch'; valid: cgan, cosgan, fclswgan")
+    assert problems[3:] == ["space.fclswgan.lr_g: low (0.001) > high (0.0001)"]
+    with pytest.raises(SpecError) as caught:  # nothing said about the stand-ins of failed fields
+        parse_spec({**bad, "variants": "fclswgan", "budget": {"trials": 2, "max_epochs": 1, "grace_epochs": 5}})
+    assert [p.split(":")[0] for p in caught.value.problems] == ["variants", "scheduler", "budget.grace_epochs"]
+
+
 def test_whole_gpus_and_fractions_of_one_pass() -> None:
     for gpu in (0.25, 1, 2):
         assert parse_spec({**copy.deepcopy(BASE), "resources": {"gpu": gpu}}).resources.gpu == gpu

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 
 from .errors import ConfigError, warn
@@ -24,7 +27,8 @@ def init_ray(address: str | None) -> None:
     if address:
         _check_reachable(address)
         try:
-            ray.init(address=address, namespace=None, log_to_driver=False)
+            with signals_deferred(signal.SIGINT, signal.SIGTERM):
+                ray.init(address=address, namespace=None, log_to_driver=False)
         except (ConnectionError, ValueError) as e:  # no cluster for `auto`, a malformed address, a refused token
             first = next(iter(str(e).splitlines()), type(e).__name__)
             raise ConfigError(f"cannot join a Ray cluster at {address} ({first}); check --address or RAY_ADDRESS "
@@ -32,7 +36,7 @@ def init_ray(address: str | None) -> None:
         return
     for attempt in range(3):
         try:
-            with _quiet_local_start():
+            with _quiet_local_start(), signals_deferred(signal.SIGINT, signal.SIGTERM):
                 ray.init(address="local", include_dashboard=False, log_to_driver=False)
             return
         except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one
@@ -42,6 +46,34 @@ def init_ray(address: str | None) -> None:
                 raise
             ray.shutdown()
             warn("local Ray took over 30 s to start (a busy machine?); starting it again")
+
+
+@contextlib.contextmanager
+def signals_deferred(*signums: int) -> Iterator[None]:
+    """``signums`` (SIGINT, SIGTERM) recorded, not acted on, while the block runs, then handed
+    to the handlers they had, once it ends (Ray's own ``DeferSigint`` does this for SIGINT).
+    For work a Ctrl-C must not cut in half: ``ray.init``, where one landing mid-start left Ray's
+    core worker half built and the process, after printing that it was interrupted, died in
+    Ray's shutdown (SIGSEGV); and imports, where it leaves modules half initialised for the code
+    that handles the interrupt. The handlers in place before the block are the ones restored
+    (``ray.init`` installs its own SIGTERM one, which would bypass the CLI's). Only the main
+    thread can set handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    for s in dict.fromkeys(caught):
+        handler = previous[s]
+        if callable(handler):
+            handler(s, None)  # Python's SIGINT handler raises KeyboardInterrupt here
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), s)
 
 
 class _DropLines(logging.Filter):

@@ -69,8 +69,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(run=run_semantics)
 
     i = cmds.add_parser("info", help="validate a dataset directory and print its splits")
-    i.add_argument("root", type=Path)
-    i.add_argument("--semantics", default="att_splits.mat")
+    i.add_argument("root", help="an xlsa17 directory, s3://bucket/prefix, or demo (the built-in synthetic set), "
+                                "as a spec's dataset.path")
+    i.add_argument("--semantics", default="att_splits.mat",
+                   help="the semantics file in it (default att_splits.mat; `data semantics` writes others)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=run_info)
 
@@ -141,10 +143,13 @@ def run_semantics(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from .. import settings
     from ..data import describe_dataset, load_xlsa
     from ..models import defaults_line, get_variant, variant_names
+    from ..store import resolve_dataset_dir
 
-    info = describe_dataset(load_xlsa(args.root, semantics=args.semantics))
+    root = resolve_dataset_dir(args.root, semantics=args.semantics, cache_dir=settings.cache_dir())
+    info = describe_dataset(load_xlsa(root, semantics=args.semantics))
     # Which defaults each variant starts from here: the name alone says nothing where no variant has it.
     info["variant_defaults"] = {v: get_variant(v).defaults_source(info["defaults"]) for v in variant_names()}
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -62,9 +63,13 @@ def run_validate(args: argparse.Namespace) -> int:
     from ..search import load_spec
 
     spec = load_spec(args.spec)
-    print(f"{args.spec}: valid ({len(spec.variants)} variant(s), {spec.budget.trials} trials x "
-          f"{spec.budget.max_epochs} epochs, {spec.scheduler}, {spec.sampler.name}, storage {spec.storage}); "
-          "the dataset is read when the search runs (`zsl-search data info DIR` checks one now)")
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'s' * (n != 1)}"
+
+    print(f"{args.spec}: valid ({count(len(spec.variants), 'variant')}, {count(spec.budget.trials, 'trial')} x "
+          f"{count(spec.budget.max_epochs, 'epoch')}, {spec.scheduler}, {spec.sampler.name}, storage {spec.storage}); "
+          f"the dataset is read when the search runs (`zsl-search data info {shlex.quote(spec.dataset.path)}` "
+          "checks it now)")
     return 0
 
 
@@ -158,12 +163,13 @@ def print_best(result: Any, *, top: int) -> int:
     from ..leaderboard import format_rows
 
     n = len(result.rows)
-    print(f"search {result.name}: {n} trial{'s' if n != 1 else ''} in {result.seconds:.0f}s, ranked by validation H; "
+    ranked = "TEST H (select_on_test)" if any(r.get("selected_on_test") for r in result.rows) else "validation H"
+    print(f"search {result.name}: {n} trial{'s' if n != 1 else ''} in {result.seconds:.0f}s, ranked by {ranked}; "
           f"leaderboard in {result.storage.rstrip('/')}/{result.name}/")
     print(f"the search {_ENDED[result.ending]} ({result.trials} trial{'s' if result.trials != 1 else ''} started)")
     for note in result.notes:
         print(note)
-    if top:  # 0: only how it ended
+    if top and result.rows:  # 0: only how it ended; no rows: no table header
         print(format_rows(result.rows, fmt="table", top=top), end="")
     sys.stdout.flush()
     if result.ending == "interrupted":

@@ -112,7 +112,8 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
     spec = load_saved_spec(storage, search)
     if spec.seed + seeds - 1 > MAX_SEED:
         raise ConfigError(f"--seeds {seeds}: the seeds {spec.seed}.. would pass {MAX_SEED}, the largest seed; use fewer")
-    check_not_running(storage, search)
+    check_not_running(storage, search, then="finalize it once it has ended, or the search's next leaderboard "
+                                            "write drops the test results")
     if any(name == search for _, name in pending_searches(storage)):
         # Finalists come from the stored rows; spooled ones (a storage outage) may outrank them.
         raise ConfigError(f"search {search!r} has leaderboard rows kept locally that {storage} lacks (it was "

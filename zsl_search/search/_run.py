@@ -24,7 +24,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
-from .._ray import init_ray as _init_ray
+from .._ray import init_ray as _init_ray, signals_deferred
 from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
 from ._spec import SearchSpec, parse_spec
@@ -75,10 +75,19 @@ class _DropTuneNoise(logging.Filter):
     """Tune's end-of-run log lines that our own summary replaces."""
 
     _NOISE = ("Trials did not complete", "Wrote the latest version of all result files",
-              "Experiment has been interrupted")  # it suggests Tuner.restore; we print `search resume`
+              "Experiment has been interrupted",  # it suggests Tuner.restore; we print `search resume`
+              "Failed to fetch metrics for",  # trials stopped before their first report: no result file
+              "Restoring the run from the latest experiment state",  # what `search resume` asked for
+              "Reached timeout of")  # the summary says the time budget ended the search
+    _STOPPING = "Stop signal received"  # Ctrl-C / SIGTERM: said in our words, which name SIGTERM too
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self._NOISE)
+        message = str(record.msg)
+        if message.startswith(self._STOPPING):
+            print("zsl-search: stopping: the trials stop and the search's state is saved (Ctrl-C again stops at "
+                  "once; the state saved before stands)", file=sys.stderr, flush=True)
+            return False
+        return not message.startswith(self._NOISE)
 
 
 class _DropStagingRace(logging.Filter):
@@ -98,6 +107,9 @@ class _DropStagingRace(logging.Filter):
 @contextlib.contextmanager
 def _quiet_tune_logs() -> Iterator[None]:
     filters = [(logging.getLogger("ray.tune.tune"), _DropTuneNoise()),
+               (logging.getLogger("ray.tune.analysis.experiment_analysis"), _DropTuneNoise()),
+               (logging.getLogger("ray.tune.execution.tune_controller"), _DropTuneNoise()),
+               (logging.getLogger("ray"), _DropTuneNoise()),  # the time budget's stopper logs as "ray"
                (logging.getLogger("ray.tune.execution.experiment_state"), _DropStagingRace())]
     for logger, noise in filters:
         logger.addFilter(noise)
@@ -160,7 +172,8 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
     if not resume:
         _check_name_free(spec)  # at once, not after Ray's start-up
     else:
-        check_not_running(spec.storage, spec.name)  # two drivers of one search would overwrite each other
+        check_not_running(spec.storage, spec.name, then="resume it once it has ended, if it stopped early (two "
+                                                        "drivers of one search would overwrite each other's state)")
         where = _experiment_location(spec.storage, spec.name)
         check_journal(journal_path(spec.storage, spec.name, cache_dir), trials=_saved_trials(where.tune_path, where.fs))
     _init_ray(address)
@@ -228,7 +241,8 @@ def _fit(spec: SearchSpec, source: Any, journal: Path, *, address: str | None, r
                 # The store before the ledger: its process starts and loads the dataset while
                 # this one imports Tune (the ledger's first import of it), not after.
                 _prewarm_store(source, spec, cache_dir, defaults=defaults)
-                ledger = ledger_()
+                with signals_deferred(signal.SIGINT, signal.SIGTERM):  # its first import of Tune: never cut short
+                    ledger = ledger_()
                 tuner = _tuner(spec, source, where, journal, ledger=ledger, resume=resume,
                                cache_dir=cache_dir, defaults=defaults)
                 tuner.fit()

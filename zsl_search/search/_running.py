@@ -45,16 +45,17 @@ def clear_running(storage: str, search: str) -> None:
         pass
 
 
-def check_not_running(storage: str, search: str) -> None:
-    """Raise `ConfigError` when a live driver runs ``search``."""
+def check_not_running(storage: str, search: str, *, then: str) -> None:
+    """Raise `ConfigError` when a live driver runs ``search``; ``then`` says what waits for it
+    to end and why, e.g. ``"finalize it once it has ended, or ..."``."""
     marker = _read(storage, search)
     if marker is None or _stale(marker):
         return
     age = max(0.0, time.time() - float(marker["updated_at"]))
     raise ConfigError(
         f"search {search!r} is still running (its driver, pid {marker['pid']} on {marker['host']}, was alive "
-        f"{age:.0f} s ago): finalize it once it has ended, or the search's next leaderboard write drops the "
-        f"test results (a driver that was killed: its {_key(search)} counts as stale {STALE_S:.0f} s after it)")
+        f"{age:.0f} s ago): {then} (a driver that was killed: its {_key(search)} counts as stale "
+        f"{STALE_S:.0f} s after it)")
 
 
 def _key(search: str) -> str:

@@ -16,12 +16,13 @@ Example spec (see ``experiments/``):
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, field_validator, model_validator
 
 from .._seed import MAX_SEED
 from ..errors import ConfigError, SpecError, StorageError
@@ -52,6 +53,11 @@ class DatasetSpec(_Strict):
     defaults: str | None = Field(default=None, description="which per-dataset defaults apply (e.g. PF60, CUB, DEMO); "
                                  "default: the dataset's own identity (zsl-dataset.json) or its directory name")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value  # `dataset: demo`
+
 
 class BudgetSpec(_Strict):
     trials: StrictInt = Field(ge=1)
@@ -65,6 +71,11 @@ class BudgetSpec(_Strict):
 class SamplerSpec(_Strict):
     name: str = "tpe"  # a key of SAMPLERS
     seed: StrictInt = Field(default=0, ge=0, le=MAX_SEED)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value  # `sampler: random`, as `scheduler: fifo`
 
     @field_validator("name")
     @classmethod
@@ -263,7 +274,37 @@ def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
     try:
         spec = SearchSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError([_pydantic_problem(err) for err in e.errors()], source) from None
+        problems = [_pydantic_problem(err) for err in e.errors()]
+        raise SpecError(problems + _problems_beside(data, {err["loc"][0] for err in e.errors() if err["loc"]}),
+                        source) from None
+    problems = _problems(spec)
+    if problems:
+        raise SpecError(_per_variant_once(problems, spec.variants), source)
+    return spec
+
+
+# Stand-ins for required fields that failed, so the checks of the others still run.
+_STAND_INS: dict[str, Any] = {"name": "x", "dataset": {"path": "demo"}, "variants": ["fclswgan"],
+                              "budget": {"trials": 1, "max_epochs": 1}}
+
+
+def _problems_beside(data: dict[str, Any], failed: set[Any]) -> list[str]:
+    """The problems `_problems` finds in the fields that did pass the schema, so one run of
+    `search validate` lists them all (not the variants and space only once the budget is fixed).
+    Problems of the failed fields' stand-ins are not the user's and are dropped."""
+    rest = {k: v for k, v in data.items() if k not in failed}
+    rest.update({k: v for k, v in _STAND_INS.items() if k not in rest})
+    try:
+        spec = SearchSpec.model_validate(rest)
+    except ValidationError:
+        return []
+    return [p for p in _per_variant_once(_problems(spec), spec.variants)
+            if not any(p.startswith(f"{k}.") or p.startswith(f"{k}:") or p.startswith(f"{k}[") for k in failed)
+            and not ("variants" in failed and p.startswith(("space.", "sampler.")))]  # about the stand-in
+
+
+def _problems(spec: SearchSpec) -> list[str]:
+    """What the schema cannot see: unknown variants, spaces, protocol and budget rules."""
     problems: list[str] = []
     known = variant_names()
     for i, name in enumerate(spec.variants):
@@ -305,9 +346,7 @@ def parse_spec(data: Any, *, source: str = "spec") -> SearchSpec:
         check_uri(spec.storage)
     except StorageError as e:
         problems.append(f"storage: {e}")
-    if problems:
-        raise SpecError(_per_variant_once(problems, spec.variants), source)
-    return spec
+    return problems
 
 
 def _per_variant_once(problems: list[str], variants: list[str]) -> list[str]:
@@ -337,6 +376,8 @@ def _pydantic_problem(err: dict[str, Any]) -> str:
         return f"{path}: unknown field"
     if err["type"] == "missing":
         return f"{path}: required field is missing"
+    if err["type"] == "model_type":  # "a valid dictionary or instance of SamplerSpec": our class names mean nothing
+        return f"{path}: expected a mapping of its fields (got {err['input']!r})"
     return f"{path}: {err['msg'].removeprefix('Value error, ')}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else "")
 
 
@@ -358,6 +399,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1, PyYAML's dialect, reads `1e-4` and `1.0e4` as strings (its floats need a dot and
+# a signed exponent); YAML 1.2 and every user read them as numbers, as the spec does.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 def _yaml_problem(e: Exception) -> str:
