@@ -183,7 +183,8 @@ def check_defaults_name(name: str | None, *, where: str) -> None:
     if name is None or name.upper() == "REFERENCE" or name.upper() in defaults_names():
         return
     raise ConfigError(f"{where}: no variant has defaults called {name!r}; use one of "
-                      f"{', '.join(defaults_names())}, or 'reference'")
+                      f"{', '.join(defaults_names())}, or 'reference' (the f-CLSWGAN settings, which a dataset "
+                      "with no defaults of its own, such as APY, gets)")
 
 
 def get_variant(name: str) -> Variant:
