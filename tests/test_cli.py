@@ -52,6 +52,7 @@ def test_train_json_and_tensorboard(demo_dir: Path, tmp_path: Path) -> None:
         (["--variant", "cgan", "--set", "gp_lambda=3"], "unknown hyperparameter 'gp_lambda' for variant 'cgan'; valid:"),
         (["--variant", "cgan", "--set", "lr_g"], "--set 'lr_g': expected KEY=VALUE"),
         (["--variant", "cgan", "--set", "lr_g=-1"], "'lr_g' must be > 0"),
+        (["--variant", "cgan", "--device", "tpu"], "--device tpu: expected auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_bad_train_arguments_exit_2_with_one_line(cli, demo_dir: Path, args: list[str], message: str) -> None:
@@ -150,3 +151,17 @@ def test_data_info_takes_demo_as_every_other_dataset_argument_does(cli) -> None:
     assert json.loads(out)["name"] == "DEMO"
     code, _, err = cli("data", "info", "no-such-dir")
     assert code == 2 and "dataset no-such-dir: not a directory" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--att-file", "A.mat"], "--att-file is the real att_splits.mat of the dataset --like names; add --like NAME"),
+    (["--preset", "like"], "--preset like needs --like NAME and --att-file PATH"),
+    (["--like", "AWA2"], "--preset like needs --like NAME and --att-file PATH"),
+    (["--scale", "0"], "--scale 0: must be > 0"),
+    (["--feat-dim", "0"], "--feat-dim 0: must be a positive integer"),
+])
+def test_bad_synth_flags_are_named_as_flags_and_write_nothing(cli, tmp_path: Path, args: list[str],
+                                                               message: str) -> None:
+    code, _, err = cli("data", "synth", str(tmp_path / "out"), *args)
+    assert code == 2 and err == f"zsl-search: error: {message}" + err.split(message, 1)[1]
+    assert err.count("\n") == 1 and "=" not in err.split(":", 2)[2] and not (tmp_path / "out").exists()

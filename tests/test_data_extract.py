@@ -343,3 +343,17 @@ def test_semantics_without_defaults_follows_the_name_and_with_them_keeps_them(tm
     assert (load_xlsa(root).name, load_xlsa(root).defaults) == ("PETS", "PETS")
     build_semantics(root, table=table, unseen=["eel"], seed=0, defaults="pf60")
     assert load_xlsa(root).defaults == "PF60"
+
+
+def test_ctrl_c_during_extract_says_the_same_command_continues(images: Path, tmp_path: Path, capsys,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import zsl_search.data
+    from zsl_search.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zsl_search.data, "extract", interrupted)
+    assert main(["data", "extract", str(images), str(tmp_path / "out"), "--quiet"]) == 130
+    assert capsys.readouterr().err == ("zsl-search: interrupted; run the same command again to continue where it "
+                                       "stopped\n")

@@ -465,3 +465,14 @@ def test_json_listings_hold_null_where_a_value_is_nan() -> None:
     entry = {"name": "s", "dataset": "DEMO", "protocol": "validation", "n_trials": 1, "best_H": float("nan"),
              "best_variant": None}
     assert json.loads(format_searches([entry], fmt="json"))[0]["best_H"] is None
+
+
+def test_cli_show_of_a_search_folder_points_at_its_storage_root(tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+
+    root = tmp_path / "res"
+    LeaderboardWriter(str(root), "srch").write(sample_rows())
+    assert main(["leaderboard", "show", str(root / "srch")]) == 2
+    err = capsys.readouterr().err
+    assert f"is the folder of search 'srch', not a storage root; use `zsl-search leaderboard show {root} --search srch`" in err
+    assert main(["leaderboard", "show", str(root)]) == 0 and "srch" in capsys.readouterr().out

@@ -310,6 +310,12 @@ def test_resume_refuses_a_search_saved_with_another_storage_before_starting_anyt
     (moved / "tiny" / "spec.yaml").write_text("name: [")
     with pytest.raises(SpecError, match="spec.yaml: cannot read YAML"):
         resume_search("tiny", storage=str(moved))
+    from zsl_search.leaderboard import LeaderboardWriter, SearchNotFound
+
+    LeaderboardWriter(str(moved), "other").write([])  # indexed: a search the message can name
+    with pytest.raises(SearchNotFound, match=r"no search 'tiy' under .*moved \(tiy/spec.yaml not found\); "
+                                             r"searches there: other"):
+        resume_search("tiy", storage=str(moved))
 
 
 def test_the_driver_has_the_store_train_the_first_trials_frozen_classifier_before_they_start(

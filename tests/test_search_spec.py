@@ -195,6 +195,11 @@ def test_schema_errors_and_the_checks_behind_them_are_reported_together() -> Non
     assert [p.split(":")[0] for p in caught.value.problems] == ["variants", "scheduler", "budget.grace_epochs"]
 
 
+def test_a_bad_search_name_says_what_a_name_may_hold() -> None:
+    with pytest.raises(SpecError, match=r"name: 'Bad Name' is not a search name: use 1-63 lowercase letters"):
+        parse_spec({**copy.deepcopy(BASE), "name": "Bad Name"})
+
+
 def test_whole_gpus_and_fractions_of_one_pass() -> None:
     for gpu in (0.25, 1, 2):
         assert parse_spec({**copy.deepcopy(BASE), "resources": {"gpu": gpu}}).resources.gpu == gpu

@@ -5,14 +5,19 @@ import torch
 from .errors import ConfigError
 
 
-def resolve_device(device: str) -> torch.device:
-    """Map ``auto|cpu|cuda|cuda:N`` to a torch device; ``auto`` picks CUDA when present."""
+def resolve_device(device: str, *, flag: str | None = None) -> torch.device:
+    """Map ``auto|cpu|cuda|cuda:N`` to a torch device; ``auto`` picks CUDA when present. Errors
+    name ``flag`` (e.g. ``--device``) where the value came from one."""
+    where, auto = (f"{flag} {device}", f"{flag} auto") if flag else (f"device={device!r}", "device=auto")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         return torch.device("cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device={device!r}: CUDA is not available here; use device=auto or cpu")
-        return torch.device(device)
-    raise ConfigError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")
+            raise ConfigError(f"{where}: CUDA is not available here; use {auto} or cpu")
+        try:
+            return torch.device(device)
+        except RuntimeError:
+            pass
+    raise ConfigError(f"{where}: expected auto, cpu, cuda or cuda:N")

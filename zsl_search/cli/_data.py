@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="synthesise or inspect xlsa17-format datasets")
@@ -81,6 +83,15 @@ def run_synth(args: argparse.Namespace) -> int:
     from ..data import synthesize
 
     preset = "like" if args.like else args.preset
+    # Named as the flags, before anything is written (synthesize names its keyword arguments).
+    if args.att_file is not None and not args.like:
+        raise ConfigError("--att-file is the real att_splits.mat of the dataset --like names; add --like NAME")
+    if preset == "like" and (not args.like or args.att_file is None):
+        raise ConfigError("--preset like needs --like NAME and --att-file PATH (that dataset's real att_splits.mat)")
+    if not 0 < args.scale <= (1 if preset == "like" else float("inf")):
+        raise ConfigError(f"--scale {args.scale:g}: must be > 0" + (" and <= 1 with --like" if preset == "like" else ""))
+    if args.feat_dim is not None and args.feat_dim < 1:
+        raise ConfigError(f"--feat-dim {args.feat_dim}: must be a positive integer")
     kwargs = {} if args.feat_dim is None else {"feat_dim": args.feat_dim}
     root = synthesize(args.out, preset=preset, like=args.like, att_file=args.att_file, scale=args.scale,
                       seed=args.seed, mat_format=args.mat_format, **kwargs)
@@ -105,8 +116,16 @@ def run_extract(args: argparse.Namespace) -> int:
         line = f"extract: {done}/{total} images, {rate:.1f} images/s, ETA {int(eta) // 60}:{int(eta) % 60:02d}"
         print(f"\r{line}" if live else line, end="" if live else "\n", file=sys.stderr, flush=True)
 
-    report = extract(args.images, args.out, settings=settings, actors=args.actors, threads=args.threads,
-                     address=args.address, mat_format=args.mat_format, restart=args.restart, progress=progress)
+    try:
+        report = extract(args.images, args.out, settings=settings, actors=args.actors, threads=args.threads,
+                         address=args.address, mat_format=args.mat_format, restart=args.restart, progress=progress)
+    except KeyboardInterrupt:
+        if live:
+            print(file=sys.stderr)
+        # The shards written so far stay; the same command skips them (as a search prints `resume`).
+        print("zsl-search: interrupted; run the same command again to continue where it stopped",
+              file=sys.stderr)
+        return 130
     if live:
         print(file=sys.stderr)
     parts = [f"extracted {report['extracted']} of {report['images']} images of {report['classes']} classes into "

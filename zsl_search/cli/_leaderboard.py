@@ -43,6 +43,8 @@ def run_show(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} picks trials of one search: add --search NAME (without it, show lists "
                               f"the searches under {args.uri})")
         searches = list_searches(args.uri)
+        if not searches:
+            _check_not_a_search_folder(args.uri)
         if not searches and args.fmt == "table":
             print(f"no searches under {args.uri}")
         else:
@@ -55,6 +57,20 @@ def run_show(args: argparse.Namespace) -> int:
                           f"its variants: {', '.join(present)}")
     print(format_rows(rows, fmt=args.fmt, top=args.top, variant=args.variant), end="")
     return 0
+
+
+def _check_not_a_search_folder(uri: str) -> None:
+    """A search's own folder given where its storage root goes (an easy slip): say so, rather
+    than "no searches"."""
+    from ..errors import ConfigError
+    from ..search._run import SPEC_FILE
+    from ..storage import open_existing
+
+    results = open_existing(uri)
+    if results.exists(SPEC_FILE) or results.exists("leaderboard.parquet"):
+        root, _, name = uri.rstrip("/").rpartition("/")
+        raise ConfigError(f"{uri} is the folder of search {name!r}, not a storage root; use "
+                          f"`zsl-search leaderboard show {root or '.'} --search {name}`")
 
 
 def run_plot(args: argparse.Namespace) -> int:

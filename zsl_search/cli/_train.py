@@ -65,6 +65,7 @@ def check_checkpoint_path(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._device import resolve_device
     from .._memory import reuse_freed_memory
     from .. import settings
     from ..data import load_xlsa, make_split
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     # Validate the hyperparameters and paths before touching the data: a typo fails in milliseconds.
     variant.make_params(overrides)
     check_defaults_name(args.defaults, where="--defaults")
+    resolve_device(args.device, flag="--device")  # cuda where there is none: before any output
     if args.checkpoint is not None:
         check_checkpoint_path(args.checkpoint)
     if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():

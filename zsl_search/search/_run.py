@@ -548,8 +548,14 @@ def load_saved_spec(storage: str, name: str) -> SearchSpec:
     try:
         data = yaml.safe_load(results.read_bytes(f"{name}/{SPEC_FILE}"))
     except StorageNotFound:
-        raise SearchNotFound(f"no search {name!r} under {storage}: {name}/{SPEC_FILE} not found; "
-                             "check --storage and the name") from None
+        from ..leaderboard import LeaderboardError, list_searches
+
+        try:
+            names = [entry["name"] for entry in list_searches(storage)]
+        except (StorageError, LeaderboardError):
+            names = []
+        there = f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
+        raise SearchNotFound(f"no search {name!r} under {storage} ({name}/{SPEC_FILE} not found); {there}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], f"{storage}/{name}/{SPEC_FILE}") from None
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")
