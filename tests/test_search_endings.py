@@ -506,6 +506,16 @@ def test_a_signal_during_ray_start_or_an_import_is_delivered_right_after_it() ->
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # the handler from before is back
         with signals_deferred(signal.SIGINT):  # nothing caught: nothing delivered
             pass
+        reached.clear()
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C means it: at once
+            with signals_deferred(signal.SIGINT):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                reached.append("after the first")
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                reached.append("never")
+        assert reached == ["after the first"] and signal.getsignal(signal.SIGINT) is before
     finally:
         signal.signal(signal.SIGTERM, term)
 

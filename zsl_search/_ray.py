@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from .errors import ConfigError, warn
 
@@ -56,13 +57,23 @@ def signals_deferred(*signums: int) -> Iterator[None]:
     core worker half built and the process, after printing that it was interrupted, died in
     Ray's shutdown (SIGSEGV); and imports, where it leaves modules half initialised for the code
     that handles the interrupt. The handlers in place before the block are the ones restored
-    (``ray.init`` installs its own SIGTERM one, which would bypass the CLI's). Only the main
-    thread can set handlers; elsewhere this does nothing."""
+    (``ray.init`` installs its own SIGTERM one, which would bypass the CLI's). A second signal
+    is acted on at once: whoever sends it means it (``ray.init`` may wait 30 s for a busy
+    machine). Only the main thread can set handlers; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in signums}
+    previous = {s: signal.getsignal(s) for s in signums}
+
+    def record(signum: int, frame: Any) -> None:
+        handler = previous[signum]
+        if caught and callable(handler):
+            handler(signum, frame)
+        caught.append(signum)
+
+    for s in signums:
+        signal.signal(s, record)
     try:
         yield
     finally:
