@@ -42,7 +42,14 @@ def test_train_json_and_tensorboard(demo_dir: Path, tmp_path: Path) -> None:
     assert "epoch 1/2" in r.stderr and "epoch 2/2" in r.stderr  # progress per epoch with U/S/H
     assert "H=" in r.stderr
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    assert (tmp_path / "c.pt").exists()
+    assert (tmp_path / "c.pt").exists() and "resuming from" not in r.stderr
+    more = zsl("train", "--data", str(demo_dir), "--variant", "cosgan", "--epochs", "3", "--set", "hidden=64",
+               "--set", "syn_num=20", "--checkpoint", str(tmp_path / "c.pt"))
+    assert more.returncode == 2 and "with epochs=2 (this run: epochs=3)" in more.stderr  # another run's file
+    again = zsl("train", "--data", str(demo_dir), "--variant", "cosgan", "--epochs", "2", "--set", "hidden=64",
+                "--set", "syn_num=20", "--checkpoint", str(tmp_path / "c.pt"))
+    assert again.returncode == 0 and f"resuming from {tmp_path / 'c.pt'}" in again.stdout, again.stderr
+    assert "epoch 1/2" not in again.stdout  # both epochs were done: nothing left to train
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{variant.name} on {ds.name} ({args.protocol}): {split.n_seen} seen / {split.n_unseen} unseen classes, "
           f"{split.train_x.shape[0]} training features, {params.epochs} epoch{'s' * (params.epochs != 1)}; defaults: "
           f"{variant.defaults_source(ds.defaults)}", file=out, flush=True)
+    if args.checkpoint is not None and args.checkpoint.exists():
+        print(f"resuming from {args.checkpoint} (the epochs below are the ones still to train)", file=out, flush=True)
 
     writer = None
     if args.logdir is not None:
