@@ -218,6 +218,14 @@ def test_finalize_repeats_the_validated_procedure_on_test(ray_local, tmp_path: P
     assert best["test_H_mean"] == pytest.approx(sum(m["H"] for m in direct) / 2, abs=1e-6)
     assert best["test_U_mean"] == pytest.approx(sum(m["U"] for m in direct) / 2, abs=1e-6)
 
+    # Again, wider and with one seed: it says both that fewer trials qualify and what it replaces.
+    capfd.readouterr()
+    again = finalize(str(tmp_path), "fin", top_k=5, seeds=1)
+    err = capfd.readouterr().err
+    assert "warning: --top-k 5: search 'fin' has 2 trial(s) that ended" in err
+    assert "replacing the test results finalize wrote before for 1 of these trials (seeds 0-1 there, 0 now)" in err
+    assert [r["test_seeds"] for r in again] == [[0], [0]]
+
 
 def test_a_search_that_selects_on_test_is_marked_and_never_finalized(ray_local, tmp_path: Path, capsys) -> None:
     from zsl_search.cli._search import print_best

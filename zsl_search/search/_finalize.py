@@ -100,7 +100,7 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
 
     from .. import settings
     from .._seed import MAX_SEED
-    from ..errors import ConfigError, StorageError
+    from ..errors import ConfigError, StorageError, warn
     from ..leaderboard import pending_searches, read_rows, update_test_columns
     from ..store import DataSource, check_source, release_stores
     from .._ray import init_ray
@@ -119,6 +119,13 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
         raise ConfigError(f"search {search!r} has leaderboard rows kept locally that {storage} lacks (it was "
                           f"unreachable); run `zsl-search leaderboard sync {storage}` first")
     rows = _finalists(read_rows(storage, search), spec=spec, search=search, top_k=top_k)
+    if progress and len(rows) < top_k:
+        warn(f"--top-k {top_k}: search {search!r} has {len(rows)} trial(s) that ended "
+             f"{', '.join(FINALIZABLE)}; finalizing those")
+    before = [r["test_seeds"] for r in rows if r.get("test_seeds")]
+    if progress and before:  # the leaderboard keeps one test result per trial: the newest
+        warn(f"replacing the test results finalize wrote before for {len(before)} of these trials "
+             f"(seeds {_seed_range(before[0])} there, {_seed_range([spec.seed + i for i in range(seeds)])} now)")
     configs = {r["trial_id"]: _config(r, storage=storage, search=search) for r in rows}  # before Ray
     source = DataSource.from_spec(spec, protocol="test")
     # The dataset may have moved or broken since the search: say so in one line, as `search
@@ -167,6 +174,10 @@ def finalize(storage: str, search: str, *, top_k: int = 3, seeds: int = 3, addre
         raise StorageError(f"{storage}: the test results of search {search!r} could not be written and are kept "
                            f"locally; run `zsl-search leaderboard sync {storage}` once the storage is writable")
     return read_rows(storage, search)
+
+
+def _seed_range(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
 
 
 def _result(ref: Any) -> dict[str, float]:
