@@ -121,10 +121,11 @@ def test_trials_that_failed_before_their_first_epoch_stay_failed_on_resume(ray_l
         "storage": str(tmp_path),
     })
     first = run_search(spec, progress=False)
-    again = resume_search("early", storage=str(tmp_path), progress=False)
+    again = resume_search("early", storage=str(tmp_path), progress=False)  # nothing to resume: no Ray needed
     for result in (first, again):
-        assert result.ending == "finished" and result.rows == [] and result.failed == 2
-        assert len(result.notes) == 1 and result.notes[0].startswith("2 trials failed before their first epoch")
+        assert result.ending == "finished" and result.rows == [] and result.failed == 2 and result.trials == 2
+        assert result.notes[0].startswith("2 trials failed before their first epoch")
+    assert len(first.notes) == 1 and again.notes[1].startswith("nothing to resume: every trial of its budget")
 
 
 def test_a_search_whose_every_trial_failed_exits_1_and_one_with_a_good_trial_exits_0(

@@ -175,7 +175,10 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
         check_not_running(spec.storage, spec.name, then="resume it once it has ended, if it stopped early (two "
                                                         "drivers of one search would overwrite each other's state)")
         where = _experiment_location(spec.storage, spec.name)
-        check_journal(journal_path(spec.storage, spec.name, cache_dir), trials=_saved_trials(where.tune_path, where.fs))
+        saved = _saved_trials(where.tune_path, where.fs)
+        check_journal(journal_path(spec.storage, spec.name, cache_dir), trials=len(saved))  # each asked Optuna
+        if (done := _nothing_to_resume(spec, saved, start)) is not None:
+            return done
     _init_ray(address)
     check_resources(spec, cluster=bool(address or settings.ray_address()))
     if not resume:
@@ -370,8 +373,8 @@ def _run_states(tune_path: str, fs: Any) -> list[str]:
                   if f.base_name.startswith("experiment_state-") and f.base_name.endswith(".json"))
 
 
-def _saved_trials(tune_path: str, fs: Any) -> int:
-    """How many trials the newest readable run state holds (0 without one)."""
+def _saved_trials(tune_path: str, fs: Any) -> dict[str, str]:
+    """Each trial's id and status in the newest readable run state (none without one)."""
     import pyarrow.fs
 
     fs = fs or pyarrow.fs.LocalFileSystem()
@@ -382,10 +385,28 @@ def _saved_trials(tune_path: str, fs: Any) -> int:
     for path in reversed(states):
         try:
             with fs.open_input_stream(path) as f:
-                return len(json.loads(f.read())["trial_data"])
-        except (OSError, ValueError, KeyError, TypeError):
+                trials = [json.loads(trial) for trial, _ in json.loads(f.read())["trial_data"]]
+            return {t["trial_id"]: t.get("status", "") for t in trials}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # cut short by a killed driver: `repair_tune_state` deals with it
-    return 0
+    return {}
+
+
+def _nothing_to_resume(spec: SearchSpec, saved: dict[str, str], start: float) -> SearchResult | None:
+    """The search as it stands when its saved state shows every trial of its budget ended, so
+    that resuming it starts no Ray (a pack's members are not counted there: it is resumed)."""
+    if spec.pack > 1 or len(saved) < spec.budget.trials or any(s not in ("TERMINATED", "ERROR") for s in saved.values()):
+        return None
+    rows = _existing_rows(spec)
+    unreported = {status: sum(s == status and tid not in {r["trial_id"] for r in rows} for tid, s in saved.items())
+                  for status in ("ERROR", "TERMINATED")}
+    notes = [f"{n} trial{'s' if n != 1 else ''} {what} before {'their' if n != 1 else 'its'} first epoch{tail}"
+             for n, what, tail in ((unreported["ERROR"], "failed", " (tracebacks in each trial's error.txt)"),
+                                   (unreported["TERMINATED"], "ended", "")) if n]
+    return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=time.perf_counter() - start,
+                        ending="finished", trials=len(saved), failed=sum(s == "ERROR" for s in saved.values()),
+                        notes=[*notes, "nothing to resume: every trial of its budget had ended; the leaderboard "
+                                       "is as it was"])
 
 
 def _start_over(spec: SearchSpec, journal: Path) -> None:
