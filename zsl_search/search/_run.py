@@ -386,7 +386,7 @@ def _saved_trials(tune_path: str, fs: Any) -> dict[str, str]:
         try:
             with fs.open_input_stream(path) as f:
                 trials = [json.loads(trial) for trial, _ in json.loads(f.read())["trial_data"]]
-            return {t["trial_id"]: t.get("status", "") for t in trials}
+            return {t.get("trial_id", f"#{i}"): t.get("status", "") for i, t in enumerate(trials)}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # cut short by a killed driver: `repair_tune_state` deals with it
     return {}
