@@ -506,6 +506,14 @@ def test_an_unknown_defaults_name_is_refused_wherever_it_is_given(tmp_path, caps
     assert "--dataset: no variant has defaults called 'CUBB'" in capsys.readouterr().err
     assert main(["variants", "fclswgan", "--dataset", "cub"]) == 0
     assert "fclswgan" in capsys.readouterr().out
+    # Without a name: what the dataset's defaults change, per variant (was silently the plain list).
+    from zsl_search.models import get_variant
+    assert main(["variants", "--dataset", "cub"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fcls = lines[lines.index(next(line for line in lines if line.startswith("fclswgan"))) + 1].strip()
+    changed = {k: v for k, v in get_variant("fclswgan").defaults("CUB").items() if v != get_variant("fclswgan").defaults()[k]}
+    assert changed and fcls == "CUB: " + ", ".join(f"{k}={v!r}" for k, v in changed.items())
+    assert lines[lines.index(next(line for line in lines if line.startswith("cgan"))) + 1].strip() == "CUB: the reference defaults"
 
 
 def test_like_a_dataset_without_defaults_of_its_own_names_the_reference_ones(tmp_path, capsys):

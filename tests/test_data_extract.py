@@ -153,6 +153,23 @@ def test_a_table_of_paths_lists_like_the_folders(images: Path, tmp_path: Path) -
     assert listed.paths == folders.paths and listed.labels == folders.labels and listed.classes == folders.classes
 
 
+def test_table_errors_name_the_line_in_the_file(tmp_path: Path) -> None:
+    """Blank lines and the header are skipped, but an error still names the line an editor shows."""
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    table = tmp_path / "list.csv"
+    table.write_text("path,class\n\na.jpg,ant\n\na.jpg\n")
+    with pytest.raises(DataError, match=r"list.csv: line 5 has 1 field\(s\) \['a.jpg'\]; expected path,class"):
+        list_images(table)
+    root = _features_only(tmp_path / "pets")
+    att = tmp_path / "att.csv"
+    att.write_text("class,a,b\n\nant,0,1\n\nbee,x,1\n")
+    with pytest.raises(DataError, match=r"att.csv: line 5 \('bee'\) has a non-numeric attribute value"):
+        build_semantics(root, table=att)
+    att.write_text("class,a,b\n\nant,0,1\n,,\nant,1,1\n")
+    with pytest.raises(DataError, match=r"class 'ant' has two rows \(lines 3 and 5\)"):
+        build_semantics(root, table=att)
+
+
 @pytest.mark.parametrize("case", ["missing", "empty_folder", "empty_class", "loose_file", "table_missing_file",
                                   "table_short_row"])
 def test_bad_image_sources_fail_in_one_line_before_any_work(case: str, tmp_path: Path, capsys) -> None:

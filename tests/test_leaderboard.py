@@ -201,10 +201,11 @@ def test_local_write_and_every_format(tmp_path: Path) -> None:
     assert csv["H"].iloc[0] == pytest.approx(expected.column("H")[0].as_py(), abs=0)
 
     md = (root / "srch" / "leaderboard.md").read_text().splitlines()
-    assert md[0].startswith("| rank | variant | H | U | S | zsl_acc | epochs | status |") and md[0].endswith("|")
+    assert md[0].startswith("| rank | trial_id | variant | H | U | S | zsl_acc | epochs | status |") and md[0].endswith("|")
     assert set(md[1].replace(" ", "").strip("|").split("|")) == {"---"}
     assert len(md) == 2 + len(rows) and all(line.startswith("| ") and line.endswith(" |") for line in md)
     assert md[1].count("|") == md[2].count("|") == md[0].count("|")
+    assert [line.split(" | ")[1] for line in md[2:]] == expected.column("trial_id").to_pylist()  # a row names its trial
 
     index = list_searches(str(root))
     assert [e["name"] for e in index] == ["srch"]

@@ -8,7 +8,8 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("variants", help="list GAN variants with their hyperparameters")
     p.add_argument("name", nargs="?", help="show one variant in detail")
-    p.add_argument("--dataset", help="show the reference defaults for this dataset (AWA1, CUB, ...)")
+    p.add_argument("--dataset", help="the defaults for this dataset (AWA1, CUB, ...): with NAME all of them, without "
+                   "what they change for each variant")
     p.set_defaults(run=run)
 
 
@@ -18,7 +19,10 @@ def run(args: argparse.Namespace) -> int:
     check_defaults_name(args.dataset, where="--dataset")  # a typo would show the reference defaults as CUB's
     if args.name is None:
         for name in variant_names():
-            print(f"{name:10s} {get_variant(name).description}")
+            v = get_variant(name)
+            print(f"{name:10s} {v.description}")
+            if args.dataset is not None:
+                print(f"{'':10s} {_changes(v, args.dataset)}")
         return 0
     v = get_variant(args.name)
     print(f"{v.name}: {v.description}")
@@ -26,3 +30,12 @@ def run(args: argparse.Namespace) -> int:
         space = v.space.get(key)
         print(f"  {key:20s} {value!r:12}  {'' if space is None else 'searched: ' + repr(space)}")
     return 0
+
+
+def _changes(v, dataset: str) -> str:
+    """What ``dataset``'s defaults change from the variant's reference ones, in one line."""
+    reference, mine = v.defaults(None), v.defaults(dataset)
+    changed = [f"{k}={mine[k]!r}" for k in mine if mine[k] != reference[k]]
+    if not changed:
+        return f"{dataset.upper()}: the reference defaults"
+    return f"{v.defaults_source(dataset)}: " + ", ".join(changed)

@@ -73,29 +73,31 @@ def list_images(source: str | Path) -> ImageList:
     return ImageList(paths=paths, labels=labels, classes=classes, names=names)
 
 
-def read_table(path: Path, hint: str) -> list[list[str]]:
-    """The non-empty rows of a CSV, or of a TSV when the name ends in .tsv/.tab (UTF-8, BOM or not).
+def read_table(path: Path, hint: str) -> list[tuple[int, list[str]]]:
+    """The non-empty rows of a CSV, or of a TSV when the name ends in .tsv/.tab (UTF-8, BOM or
+    not), each with its line in the file (what an error about the row should name).
 
     Raises:
         DataError: the file cannot be read or parsed; ``hint`` says what it should hold.
     """
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
-        return [r for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=delimiter) if r]
+        reader = csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=delimiter)
+        return [(reader.line_num, r) for r in reader if any(cell.strip() for cell in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: not a readable CSV/TSV ({e}); {hint}") from None
 
 
 def _from_table(table: Path) -> ImageList:
-    rows = [r for r in read_table(table, "write one path,class row per image") if any(cell.strip() for cell in r)]
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "class"]:
+    rows = read_table(table, "write one path,class row per image")
+    if rows and [c.strip().lower() for c in rows[0][1][:2]] == ["path", "class"]:
         rows = rows[1:]
     if not rows:
         raise DataError(f"{table}: no rows; write one path,class row per image")
     pairs = []
-    for line, row in enumerate(rows, start=1):
+    for line, row in rows:
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            raise DataError(f"{table}: row {line} has {len(row)} field(s) {row!r}; expected path,class")
+            raise DataError(f"{table}: line {line} has {len(row)} field(s) {row!r}; expected path,class")
         pairs.append((row[0].strip(), row[1].strip()))
     missing = [p for p, _ in pairs if not (table.parent / p).is_file()]
     if missing:

@@ -157,12 +157,12 @@ def _from_table(path: Path, classes: list[str]) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found; pass a CSV with a header: class, then attribute columns")
     rows = read_table(path, "write a header (class, attribute names...) and one row per class")
-    if len(rows) < 2 or len(rows[0]) < 2:
+    if len(rows) < 2 or len(rows[0][1]) < 2:
         raise DataError(f"{path}: expected a header row (class, attribute names...) and one row per class")
-    width = len(rows[0])
+    width = len(rows[0][1])
     values: dict[str, list[float]] = {}
     lines: dict[str, int] = {}  # class -> the line of its row
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in rows[1:]:
         if len(row) != width:
             raise DataError(f"{path}: line {line} has {len(row)} fields, the header {width}")
         name = row[0].strip()

@@ -5,7 +5,7 @@ Layout under a storage root (local directory or ``s3://bucket/prefix``)::
 
     <search>/leaderboard.parquet   the table (schema: `leaderboard_schema`), best validation H first
     <search>/leaderboard.csv       every column
-    <search>/leaderboard.md        GitHub markdown: rank, variant, H, U, S, zsl_acc, epochs, status, key params
+    <search>/leaderboard.md        GitHub markdown: rank, trial_id, variant, H, U, S, zsl_acc, epochs, status, key params
     _index/<search>.json           name, dataset, protocol, n_trials, best_H, best_variant, updated_at
 
 Input row (one per trial) handed to `LeaderboardWriter.write`::

@@ -16,7 +16,7 @@ __all__ = ["FORMATS", "format_rows", "format_searches", "to_csv", "to_json", "to
 
 Format = Literal["table", "csv", "json", "md"]
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "md")
-_MD_COLUMNS = ("rank", "variant", "H", "U", "S", "zsl_acc", "epochs", "status")
+_MD_COLUMNS = ("rank", "trial_id", "variant", "H", "U", "S", "zsl_acc", "epochs", "status")
 _TEXT_COLUMNS = ("rank", "trial_id", "variant", "status", "H", "U", "S", "zsl_acc", "epochs", "pareto")
 _MAX_KEY_PARAMS = 6
 
@@ -31,7 +31,7 @@ def format_rows(
     Args:
         rows: leaderboard rows.
         fmt: ``table`` (aligned text), ``csv`` (every column), ``json`` (every column, a list of
-            objects) or ``md`` (GitHub markdown: rank, variant, H, U, S, zsl_acc, epochs,
+            objects) or ``md`` (GitHub markdown: rank, trial_id, variant, H, U, S, zsl_acc, epochs,
             status, key params).
         top: keep only the first ``top`` rows (after the variant filter).
         variant: keep only rows of this GAN variant.
