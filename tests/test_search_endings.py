@@ -490,6 +490,32 @@ def test_a_search_interrupted_before_any_report_prints_only_its_own_lines(fragil
     assert "Stop signal received" not in err and "zsl-search: stopping: the trials stop" in err, err[-3000:]
 
 
+def test_ctrl_c_while_ray_stops_after_the_search_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    # Ray stops in a second or two after the leaderboard is out; a Ctrl-C then used to land in
+    # Ray's own exit hook: a KeyboardInterrupt traceback and exit status 0.
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "stopping", "dataset": {"path": "demo"}, "variants": ["cgan"], "sampler": "random",
+        "budget": {"trials": 1, "max_epochs": 1}, "storage": str(tmp_path / "results"),
+    }))
+    driver = subprocess.Popen([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out, deadline = b"", time.monotonic() + 240
+    while b" COMPLETE " not in out and time.monotonic() < deadline:  # the leaderboard's row: main is returning
+        chunk = os.read(driver.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        out += chunk
+    assert b" COMPLETE " in out, driver.communicate()[1][-3000:]
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=240)
+    assert driver.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-3000:]
+    assert "zsl-search: interrupted" in err
+    assert read_rows(str(tmp_path / "results"), "stopping")[0]["status"] == "COMPLETE"  # the finished search stands
+
+
 def test_a_signal_during_ray_start_or_an_import_is_delivered_right_after_it() -> None:
     from zsl_search._ray import signals_deferred
 

@@ -76,7 +76,7 @@ _EXIT_AT_ONCE = {"leaderboard", "variants"}
 
 def console() -> None:
     """The ``zsl-search`` executable: `main`, then the exit."""
-    code = main()
+    code = _stop_ray(main())
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # as in `main`: the reader stopped before the buffered output
@@ -86,6 +86,24 @@ def console() -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _stop_ray(code: int) -> int:
+    """Stop the Ray a command started, here rather than in Ray's own exit hook: a Ctrl-C while
+    it stops (a second or two, after the output is out) then waits for it to finish instead of
+    printing a traceback from the hook, and the command exits 130 as for any interrupt."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return code
+    from .._ray import signals_deferred
+
+    try:
+        with signals_deferred(signal.SIGINT, signal.SIGTERM):
+            ray.shutdown()
+    except KeyboardInterrupt:
+        print("zsl-search: interrupted while Ray stopped (the command itself had finished)", file=sys.stderr)
+        return 130
+    return code
 
 
 def _discard_stdout() -> None:
