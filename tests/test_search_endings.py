@@ -778,7 +778,7 @@ def test_a_dataset_that_breaks_after_the_check_ends_the_search_at_once(ray_local
     assert len(states) <= 4 and "RUNNING" not in states  # stopped at once, not after failing 30 trials
 
 
-def test_tunes_upload_racing_its_own_state_save_is_not_reported_but_other_upload_failures_are() -> None:
+def test_tunes_upload_errors_are_one_warning_line_each_and_its_own_staging_race_none(capsys) -> None:
     import logging
 
     from zsl_search.search._run import _quiet_tune_logs
@@ -796,10 +796,17 @@ def test_tunes_upload_racing_its_own_state_save_is_not_reported_but_other_upload
     try:
         with _quiet_tune_logs():
             upload_failed(race)
-            upload_failed(FileNotFoundError("Failed to open local file '/r/x/experiment_state-1.json'"))
-            upload_failed(OSError("When uploading part: connection refused"))
+            for _ in range(3):  # an outage: Tune fails at every save
+                upload_failed(OSError("When testing for existence of bucket 'b': AWS Error NETWORK_CONNECTION\nmore"))
+            logging.getLogger("ray.train._internal.storage").error(
+                "Caught exception when creating directory at (fs, b/runs/x):", exc_info=(OSError, OSError("down"), None))
+            logger.error("something else")
         upload_failed(race)  # the filter is scoped to a search
     finally:
         logger.removeHandler(handler)
-    assert [str(r.exc_info[1]) for r in seen] == ["Failed to open local file '/r/x/experiment_state-1.json'",
-                                                  "When uploading part: connection refused", str(race)]
+    assert [r.getMessage() for r in seen] == ["something else", "Saving experiment state to storage at '/r/x' failed with exception: "]
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: Tune could not save the search's state to its storage (OSError: When testing for existence of "
+        "bucket 'b': AWS Error NETWORK_CONNECTION); it tries again at its next save (said once)",
+        "warning: Tune could not create the search's folder in its storage (OSError: down); it tries again at its "
+        "next save (said once)"]

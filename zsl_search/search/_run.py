@@ -90,18 +90,35 @@ class _DropTuneNoise(logging.Filter):
         return not message.startswith(self._NOISE)
 
 
-class _DropStagingRace(logging.Filter):
-    """Tune's ERROR (with a traceback) when a forced state save races its own upload.
+class _TuneUploadErrors(logging.Filter):
+    """Tune's ERRORs, each with a traceback, when it cannot upload the search's state: as one
+    warning line, once per search and kind (an outage would repeat them at every save).
 
-    A forced save writes the searcher's state to a temporary file and renames it while the
-    previous upload of that directory may still be listing it; the upload then misses the
-    temporary file and Tune logs the failure. Tune launches the next upload, of the complete
-    new state, right after, so nothing is lost. Any other upload failure is still logged."""
+    One is not an error at all: a forced save writes the searcher's state to a temporary file
+    and renames it while the previous upload of that directory may still be listing it; the
+    upload then misses the temporary file. Tune launches the next upload, of the complete new
+    state, right after, so nothing is lost, and that one is dropped without a word."""
+
+    _KINDS = {"Saving experiment state to storage": "save the search's state to its storage",
+              "Caught exception when creating directory": "create the search's folder in its storage"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        kind = next((k for k in self._KINDS if message.startswith(k)), None)
+        if kind is None:
+            return True
         error = record.exc_info[1] if record.exc_info else None
-        return not (str(record.msg).startswith("Saving experiment state to storage")
-                    and isinstance(error, FileNotFoundError) and "-tmp-" in str(error))
+        if isinstance(error, FileNotFoundError) and "-tmp-" in str(error):
+            return False
+        if kind not in self._said:
+            self._said.add(kind)
+            cause = f" ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})" if error else ""
+            warn(f"Tune could not {self._KINDS[kind]}{cause}; it tries again at its next save (said once)")
+        return False
 
 
 @contextlib.contextmanager
@@ -110,7 +127,8 @@ def _quiet_tune_logs() -> Iterator[None]:
                (logging.getLogger("ray.tune.analysis.experiment_analysis"), _DropTuneNoise()),
                (logging.getLogger("ray.tune.execution.tune_controller"), _DropTuneNoise()),
                (logging.getLogger("ray"), _DropTuneNoise()),  # the time budget's stopper logs as "ray"
-               (logging.getLogger("ray.tune.execution.experiment_state"), _DropStagingRace())]
+               (logging.getLogger("ray.tune.execution.experiment_state"), _TuneUploadErrors()),
+               (logging.getLogger("ray.train._internal.storage"), _TuneUploadErrors())]
     for logger, noise in filters:
         logger.addFilter(noise)
     try:
