@@ -228,6 +228,32 @@ def test_format_rows_filters_and_formats(tmp_path: Path) -> None:
     assert format_rows(rows, fmt="md", top=1).count("\n") == 3
     with pytest.raises(LeaderboardError, match="unknown leaderboard format"):
         format_rows(rows, fmt="xml")  # type: ignore[arg-type]
+    # A trial shows the same key params whichever filter picked it.
+    def key_params(text: str, tid: str) -> str:
+        return next(line for line in text.splitlines() if f" {tid} " in line).split("  ")[-1]
+
+    for fmt in ("table", "md"):
+        full = format_rows(rows, fmt=fmt)
+        for tid in (r["trial_id"] for r in rows):
+            alone = format_rows([r for r in rows if r["trial_id"] == tid], fmt=fmt)  # its own table: its first few
+            picked = format_rows(rows, fmt=fmt, variant=next(r["variant"] for r in rows if r["trial_id"] == tid))
+            assert key_params(picked, tid) == key_params(full, tid), (fmt, tid)
+            assert alone.count("\n") == (2 if fmt == "table" else 3)
+    # No row to show: CSV keeps its header (the stored columns, or the schema's with none stored).
+    header = format_rows(rows, fmt="csv", variant="nope").splitlines()
+    assert header == [",".join(rows[0])]
+    from zsl_search.leaderboard import leaderboard_schema
+
+    assert format_rows([], fmt="csv").splitlines() == [",".join(leaderboard_schema().names)]
+
+
+def test_an_index_entry_of_a_search_without_rows_says_its_dataset_and_protocol(tmp_path: Path) -> None:
+    LeaderboardWriter(str(tmp_path), "empty", dataset="DEMO", protocol="validation").write([])
+    assert list_searches(str(tmp_path))[0] | {"updated_at": None} == {
+        "name": "empty", "dataset": "DEMO", "protocol": "validation", "n_trials": 0, "best_H": None,
+        "best_variant": None, "updated_at": None}
+    LeaderboardWriter(str(tmp_path), "rows", dataset="IGNORED").write(sample_rows("rows"))  # the rows say it
+    assert {e["name"]: e["dataset"] for e in list_searches(str(tmp_path))} == {"empty": "DEMO", "rows": "CUB"}
 
 
 def test_missing_search_names_existing_ones(tmp_path: Path) -> None:

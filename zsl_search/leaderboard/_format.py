@@ -46,8 +46,17 @@ def format_rows(
     selected = [r for r in rows if variant is None or r.get("variant") == variant]
     if top is not None:
         selected = selected[:top]
-    render = {"table": to_text, "csv": to_csv, "json": to_json, "md": to_markdown}[fmt]
-    return render(selected)
+    if fmt == "csv":  # every column, in the stored order: the header even with no row to show
+        from ._schema import leaderboard_schema
+
+        return to_csv(selected, columns=_columns(rows) or leaderboard_schema().names)
+    if fmt == "json":
+        return to_json(selected)
+    # The key params are chosen among all the rows, so that a trial shows the same ones
+    # whichever filter picked it.
+    params = dict(zip((id(r) for r in rows), _key_params(rows), strict=True))
+    render = to_text if fmt == "table" else to_markdown
+    return render(selected, key_params=[params[id(r)] for r in selected])
 
 
 # The columns of the listing of searches (`list_searches` entries), in order.
@@ -156,13 +165,13 @@ def _key_params(rows: Sequence[Row]) -> list[str]:
     return out
 
 
-def to_markdown(rows: Sequence[Row]) -> str:
+def to_markdown(rows: Sequence[Row], *, key_params: Sequence[str] | None = None) -> str:
     """A GitHub markdown table: a header line, a ``| --- |`` separator, one line per row (test H
-    too once finalized, as in `to_text`)."""
+    too once finalized, as in `to_text`); ``key_params`` per row, else chosen among ``rows``."""
     cols = [*_MD_COLUMNS, *_finalized_columns(rows)]
     header = [*cols, "key params"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    for r, params in zip(rows, _key_params(rows), strict=True):
+    for r, params in zip(rows, _key_params(rows) if key_params is None else key_params, strict=True):
         cells = [_short(r.get(c)) for c in cols] + [params]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return _peek_warning(rows) + "\n".join(lines) + "\n"
@@ -179,11 +188,12 @@ def _peek_warning(rows: Sequence[Row]) -> str:
     return "SELECTED ON TEST (select_on_test): these scores are not an honest estimate of test performance\n"
 
 
-def to_text(rows: Sequence[Row]) -> str:
+def to_text(rows: Sequence[Row], *, key_params: Sequence[str] | None = None) -> str:
     """An aligned plain-text table of the main columns (plus test H when finalized) and the
-    key hyperparameters of each row."""
+    key hyperparameters of each row (``key_params``, else chosen among ``rows``)."""
     cols = [*_TEXT_COLUMNS, *_finalized_columns(rows)]
-    cells = [[_short(r.get(c)) for c in cols] + [params] for r, params in zip(rows, _key_params(rows), strict=True)]
+    params = _key_params(rows) if key_params is None else key_params
+    cells = [[_short(r.get(c)) for c in cols] + [p] for r, p in zip(rows, params, strict=True)]
     cols.append("key params")
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]

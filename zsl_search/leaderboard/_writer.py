@@ -47,7 +47,8 @@ def _remote_records(results: Storage, search: str) -> list[Record]:
     return [] if table is None else [normalize_row(r, search=search) for r in table_to_rows(table)]
 
 
-def _upload(results: Storage, search: str, records: list[Record]) -> None:
+def _upload(results: Storage, search: str, records: list[Record], *, dataset: str | None = None,
+            protocol: str | None = None) -> None:
     """Write the Parquet, CSV and markdown leaderboards, then the index entry (each atomic).
 
     Parquet goes first: it is the source of truth the others are rendered from."""
@@ -63,8 +64,8 @@ def _upload(results: Storage, search: str, records: list[Record]) -> None:
     best = rows[0] if rows and rows[0]["status"] != "ERROR" else None
     entry = {
         "name": search,
-        "dataset": next((r["dataset"] for r in rows if r["dataset"]), None),
-        "protocol": next((r["protocol"] for r in rows if r["protocol"]), None),
+        "dataset": next((r["dataset"] for r in rows if r["dataset"]), dataset),
+        "protocol": next((r["protocol"] for r in rows if r["protocol"]), protocol),
         "n_trials": len(rows),
         "best_H": best["H"] if best else None,
         "best_variant": best["variant"] if best else None,
@@ -96,14 +97,18 @@ class LeaderboardWriter:
     Args:
         storage_uri: ``s3://bucket/prefix`` or a local directory.
         search: the search name (letters, digits, ``.``, ``_``, ``-``).
+        dataset, protocol: what the index entry says while no row does (a search none of whose
+            trials has reported yet).
 
     Raises:
         StorageError: the URI is malformed.
         LeaderboardError: the search name is invalid.
     """
 
-    def __init__(self, storage_uri: str, search: str) -> None:
+    def __init__(self, storage_uri: str, search: str, *, dataset: str | None = None,
+                 protocol: str | None = None) -> None:
         self.search = check_search(search)
+        self._about = {"dataset": dataset, "protocol": protocol}
         self._results = open_storage(storage_uri)
         self.storage_uri = self._results.uri  # canonical: the spool is keyed by it
         self._known: dict[str, Record] = {}
@@ -130,7 +135,7 @@ class LeaderboardWriter:
                     remote = _remote_records(self._results, self.search)
                     self._known = _merge(remote, self._known.values())
                     self._remote_merged = True
-                _upload(self._results, self.search, list(self._known.values()))
+                _upload(self._results, self.search, list(self._known.values()), **self._about)
             except StorageError as e:
                 where = _spool.save(self.storage_uri, self.search, self._known.values())
                 log.warning("leaderboard of search %r not uploaded (%s); %d rows spooled in %s, "

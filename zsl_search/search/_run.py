@@ -237,7 +237,8 @@ def _ledger(spec: SearchSpec, *, dataset: str, resume: bool, progress: bool) -> 
     from ._callbacks import TrialLedger, stderr_echo
 
     before = _existing_rows(spec) if resume else []
-    return TrialLedger(spec=spec, dataset=dataset, writer=LeaderboardWriter(spec.storage, spec.name),
+    writer = LeaderboardWriter(spec.storage, spec.name, dataset=dataset, protocol=spec.protocol)
+    return TrialLedger(spec=spec, dataset=dataset, writer=writer,
                        existing={r["trial_id"]: r["status"] for r in before},
                        start_order=max((r["completed_order"] or 0 for r in before), default=0),
                        echo=stderr_echo if progress else None)
