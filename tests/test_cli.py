@@ -152,6 +152,22 @@ def test_output_into_a_reader_that_stops_early_is_no_traceback(unbuffered: str) 
     assert "Traceback" not in p.stderr.read().decode()
 
 
+@pytest.mark.parametrize(("argv", "hooks_run"), [
+    (["search", "validate", "experiments/quickstart.yaml"], False),  # no Ray imported: the exit at once
+    (["variants"], False),
+    (["train", "--data", "demo", "--variant", "cgan", "--epochs", "0", "--json"], True),  # the normal exit
+])
+def test_commands_that_never_touched_ray_skip_the_exit_hooks(argv: list[str], hooks_run: bool) -> None:
+    # Skipping C++ static destructors (os._exit) avoids Arrow's thread pools aborting a short
+    # process ("terminate called without an active exception", exit 134) after its output.
+    script = ("import atexit, sys; atexit.register(lambda: print('exit hooks ran', file=sys.stderr)); "
+              f"sys.argv = ['zsl-search', *{argv!r}]; from zsl_search.cli import console; console()")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("exit hooks ran" in r.stderr) == hooks_run and r.stdout, r.stderr[-2000:]
+
+
 def test_data_info_takes_demo_as_every_other_dataset_argument_does(cli) -> None:
     code, out, err = cli("data", "info", "demo", "--json")
     assert code == 0, err

@@ -5,6 +5,7 @@ test_search_endings.py)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -324,6 +325,10 @@ def test_resume_refuses_a_search_saved_with_another_storage_before_starting_anyt
     with pytest.raises(SearchNotFound, match=r"no search 'tiy' under .*moved \(tiy/spec.yaml not found\); "
                                              r"searches there: other"):
         resume_search("tiy", storage=str(moved))
+    for bad in ("Bad/..", "../moved/tiny", "", "x y"):  # no search can be called that: the rule, not a storage key
+        with pytest.raises(SearchNotFound, match=rf"^{re.escape(repr(bad))} is not a search name \(1-63 lowercase "
+                                                 r"letters, digits and '-', .*\); searches there: other$"):
+            resume_search(bad, storage=str(moved))
 
 
 def test_the_driver_has_the_store_train_the_first_trials_frozen_classifier_before_they_start(

@@ -111,7 +111,8 @@ def test_a_diverged_trial_ends_as_diverged_not_as_a_zero_complete(faulty_search)
     assert states == expected
 
 
-def test_trials_that_failed_before_their_first_epoch_stay_failed_on_resume(ray_local, fragile, tmp_path: Path) -> None:
+def test_trials_that_failed_before_their_first_epoch_stay_failed_on_resume(ray_local, fragile, tmp_path: Path,
+                                                                            capsys) -> None:
     # A restored run must not count an earlier run's failed trials as cut short by the time budget.
     from zsl_search.search import resume_search
 
@@ -125,7 +126,16 @@ def test_trials_that_failed_before_their_first_epoch_stay_failed_on_resume(ray_l
     for result in (first, again):
         assert result.ending == "finished" and result.rows == [] and result.failed == 2 and result.trials == 2
         assert result.notes[0].startswith("2 trials failed before their first epoch")
-    assert len(first.notes) == 1 and again.notes[1].startswith("nothing to resume: every trial of its budget")
+    assert len(first.notes) == 1 and again.notes[1].startswith("nothing to resume: every trial of its budget (2)")
+    assert first.ran and not again.ran
+    from zsl_search.cli import main
+
+    capsys.readouterr()
+    assert main(["search", "resume", "early", "--storage", str(tmp_path)]) == 1  # every trial failed, then and now
+    assert capsys.readouterr().out.splitlines() == [  # nothing ran, so no "ran its whole budget" or time
+        f"search early: 0 trials, ranked by validation H; leaderboard in {tmp_path}/early/",
+        "2 trials failed before their first epoch (tracebacks in each trial's error.txt)",
+        "nothing to resume: every trial of its budget (2) had ended; the leaderboard is as it was"]
 
 
 def test_a_search_whose_every_trial_failed_exits_1_and_one_with_a_good_trial_exits_0(

@@ -71,18 +71,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Commands that start no Ray and only read: their process may end without running C++ static
 # destructors, where Arrow's thread pools now and then abort a short-lived process
 # ("terminate called without an active exception", apache/arrow#34314) after the output is out.
+# `search` is one of them whenever it never imported Ray (validate, a refused spec, a resume with
+# nothing left to run): it wrote nothing that an exit hook would still have to finish.
 _EXIT_AT_ONCE = {"leaderboard", "variants"}
+_EXIT_AT_ONCE_WITHOUT_RAY = {"search"}
 
 
 def console() -> None:
     """The ``zsl-search`` executable: `main`, then the exit."""
-    code = _stop_ray(main())
+    code = main()
+    used_ray = "ray" in sys.modules  # imported at all: its exit hooks run, whatever state it is in
+    code = _stop_ray(code)
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # as in `main`: the reader stopped before the buffered output
         _discard_stdout()
         code = 141
-    if sys.argv[1:2] and sys.argv[1] in _EXIT_AT_ONCE:
+    command = sys.argv[1] if sys.argv[1:2] else None
+    if command in _EXIT_AT_ONCE or (command in _EXIT_AT_ONCE_WITHOUT_RAY and not used_ray):
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)

@@ -164,9 +164,11 @@ def print_best(result: Any, *, top: int) -> int:
 
     n = len(result.rows)
     ranked = "TEST H (select_on_test)" if any(r.get("selected_on_test") for r in result.rows) else "validation H"
-    print(f"search {result.name}: {n} trial{'s' if n != 1 else ''} in {result.seconds:.0f}s, ranked by {ranked}; "
+    took = f" in {result.seconds:.0f}s" if result.ran else ""  # nothing ran: its note says so
+    print(f"search {result.name}: {n} trial{'s' if n != 1 else ''}{took}, ranked by {ranked}; "
           f"leaderboard in {result.storage.rstrip('/')}/{result.name}/")
-    print(f"the search {_ENDED[result.ending]} ({result.trials} trial{'s' if result.trials != 1 else ''} started)")
+    if result.ran:
+        print(f"the search {_ENDED[result.ending]} ({result.trials} trial{'s' if result.trials != 1 else ''} started)")
     for note in result.notes:
         print(note)
     if top and result.rows:  # 0: only how it ended; no rows: no table header

@@ -27,7 +27,7 @@ from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecE
 from .._ray import init_ray as _init_ray, signals_deferred
 from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
-from ._spec import SearchSpec, parse_spec
+from ._spec import SEARCH_NAME, SearchSpec, parse_spec
 from ._tune_state import keep_tune_state, repair_tune_state
 
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
@@ -48,6 +48,8 @@ class SearchResult:
     `resume_search`). ``notes`` are the summary lines for trials that have no row (they never
     reported an epoch); ``trials`` counts every trial Tune started or queued (a pack's members each);
     ``failed`` those that failed for good (an ``ERROR`` row, or an error before their first epoch).
+    ``ran`` is False when `resume_search` found nothing to run: every trial of the budget had
+    ended (the rows are the leaderboard as it was).
     """
 
     name: str
@@ -58,6 +60,7 @@ class SearchResult:
     ending: Ending = "finished"
     notes: list[str] = field(default_factory=list)
     trials: int = 0
+    ran: bool = True
     failed: int = 0
 
 
@@ -424,8 +427,8 @@ def _nothing_to_resume(spec: SearchSpec, saved: dict[str, str], start: float) ->
                                    (unreported["TERMINATED"], "ended", "")) if n]
     return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=time.perf_counter() - start,
                         ending="finished", trials=len(saved), failed=sum(s == "ERROR" for s in saved.values()),
-                        notes=[*notes, "nothing to resume: every trial of its budget had ended; the leaderboard "
-                                       "is as it was"])
+                        ran=False, notes=[*notes, f"nothing to resume: every trial of its budget ({len(saved)}) had "
+                                                  "ended; the leaderboard is as it was"])
 
 
 def _start_over(spec: SearchSpec, journal: Path) -> None:
@@ -585,17 +588,23 @@ def load_saved_spec(storage: str, name: str) -> SearchSpec:
     from ..storage import StorageNotFound, open_existing
 
     results = open_existing(storage)
-    try:
-        data = yaml.safe_load(results.read_bytes(f"{name}/{SPEC_FILE}"))
-    except StorageNotFound:
+
+    def there() -> str:
         from ..leaderboard import LeaderboardError, list_searches
 
         try:
             names = [entry["name"] for entry in list_searches(storage)]
         except (StorageError, LeaderboardError):
             names = []
-        there = f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
-        raise SearchNotFound(f"no search {name!r} under {storage} ({name}/{SPEC_FILE} not found); {there}") from None
+        return f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
+
+    if not SEARCH_NAME.fullmatch(name):  # no search can have it: say why, not what the storage makes of it
+        raise SearchNotFound(f"{name!r} is not a search name (1-63 lowercase letters, digits and '-', starting with "
+                             f"a letter or digit); {there()}")
+    try:
+        data = yaml.safe_load(results.read_bytes(f"{name}/{SPEC_FILE}"))
+    except StorageNotFound:
+        raise SearchNotFound(f"no search {name!r} under {storage} ({name}/{SPEC_FILE} not found); {there()}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], f"{storage}/{name}/{SPEC_FILE}") from None
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")

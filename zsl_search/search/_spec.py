@@ -110,10 +110,14 @@ class RuntimeSpec(_Strict):
     lazy_zsl: bool = True
 
 
+# What a search may be called: it names a folder and an S3 prefix (a DNS-safe label).
+SEARCH_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
 class SearchSpec(_Strict):
     """A validated search spec. Build with `load_spec` / `parse_spec`, which collect all errors."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(pattern=SEARCH_NAME.pattern)
     dataset: DatasetSpec
     protocol: Literal["validation", "test"] = "validation"
     # Selecting on test (the reference codebases' flaw) only to reproduce published numbers:
