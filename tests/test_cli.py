@@ -168,6 +168,17 @@ def test_commands_that_never_touched_ray_skip_the_exit_hooks(argv: list[str], ho
     assert ("exit hooks ran" in r.stderr) == hooks_run and r.stdout, r.stderr[-2000:]
 
 
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    # /proc takes no new file, even from root (whom permission bits never stop).
+    ("--checkpoint", "/proc/zsl.pt", "--checkpoint /proc/zsl.pt: directory /proc is not writable"),
+    ("--logdir", "/proc/zsl-runs", "--logdir /proc/zsl-runs: /proc is not writable"),
+    ("--set", "hidden=100000000000", "out of memory ("),
+])
+def test_train_refuses_what_it_cannot_write_or_hold_in_one_line(cli, flag: str, value: str, message: str) -> None:
+    code, _, err = cli("train", "--data", "demo", "--variant", "cgan", "--epochs", "1", flag, value)
+    assert code == 2 and err.startswith(f"zsl-search: error: {message}") and err.count("\n") == 1, err[-2000:]
+
+
 def test_data_info_takes_demo_as_every_other_dataset_argument_does(cli) -> None:
     code, out, err = cli("data", "info", "demo", "--json")
     assert code == 0, err

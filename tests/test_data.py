@@ -397,6 +397,8 @@ def test_a_dataset_carries_its_identity(tmp_path):
     assert (plain.name, plain.defaults) == ("CUB", "CUB")  # no identity file: the directory name
     write_identity(plain.root, name="birds", defaults="cub")
     assert (load_xlsa(plain.root).name, load_xlsa(plain.root).defaults) == ("BIRDS", "CUB")
+    (plain.root / IDENTITY_FILE).write_text('\ufeff{"name": "birds"}', encoding="utf-8")  # a BOM, as Notepad writes
+    assert load_xlsa(plain.root).name == "BIRDS"
     (plain.root / IDENTITY_FILE).write_text("{not json")
     with pytest.raises(DataError, match=IDENTITY_FILE):
         load_xlsa(plain.root)

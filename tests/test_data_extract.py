@@ -168,6 +168,13 @@ def test_table_errors_name_the_line_in_the_file(tmp_path: Path) -> None:
     att.write_text("class,a,b\n\nant,0,1\n,,\nant,1,1\n")
     with pytest.raises(DataError, match=r"class 'ant' has two rows \(lines 3 and 5\)"):
         build_semantics(root, table=att)
+    table.write_text("path,class\na.jpg,ant\n\na.jpg,bee\n")  # one image under two labels
+    with pytest.raises(DataError, match=r"list.csv: line 4 lists a.jpg again \(line 2, class 'ant'\); keep one row"):
+        list_images(table)
+    desc = tmp_path / "d.yaml"
+    desc.write_text("\ufeffant: small\nbee: buzzing insect\nant: an insect\n")  # a BOM too, as Notepad writes
+    with pytest.raises(DataError, match=r"d.yaml: class 'ant' has two descriptions \(lines 1 and 3\)"):
+        build_semantics(root, text=desc)
 
 
 @pytest.mark.parametrize("case", ["missing", "empty_folder", "empty_class", "loose_file", "table_missing_file",

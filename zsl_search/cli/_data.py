@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="demo: tiny, trains in seconds; like: the shape of a real dataset (needs --like, --att-file)")
     s.add_argument("--like", help="real dataset to imitate (AWA1, AWA2, CUB, SUN, FLO, APY); implies --preset like")
     s.add_argument("--att-file", type=Path, help="the real att_splits.mat to take attributes and split sizes from")
-    s.add_argument("--scale", type=float, default=1.0, help="shrink every split by this factor (0 < scale <= 1)")
+    s.add_argument("--scale", type=float, default=1.0, help="scale every split by this factor (> 0; at most 1 with --like)")
     s.add_argument("--feat-dim", type=int, help="feature dimension (default: 128 for demo, 2048 like ResNet-101)")
     s.add_argument("--format", dest="mat_format", default="v5", choices=["v5", "v7.3"], help="MATLAB file version")
     s.add_argument("--seed", type=int, default=0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -60,8 +59,20 @@ def check_checkpoint_path(path: Path) -> None:
     parent = nearest_existing(path.parent)
     if not parent.is_dir():
         raise ConfigError(f"--checkpoint {path}: {parent} is a file, not a directory; name a checkpoint in a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _writable(parent):
         raise ConfigError(f"--checkpoint {path}: directory {parent} is not writable; name a checkpoint in one that is")
+
+
+def _writable(directory: Path) -> bool:
+    """Whether a file can be created in ``directory``: tried, since permission bits do not tell
+    (root passes every ``os.access`` check, a read-only mount refuses it anyway)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".zsl-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         check_checkpoint_path(args.checkpoint)
     if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():
         raise ConfigError(f"--logdir {args.logdir}: is a file; TensorBoard writes a directory of event files")
+    if args.logdir is not None and not _writable(nearest_existing(args.logdir)):
+        raise ConfigError(f"--logdir {args.logdir}: {nearest_existing(args.logdir)} is not writable; name a directory "
+                          "that is")
     # The places a spec's dataset.path can name, resolved the same way.
     root = resolve_dataset_dir(args.data, semantics=args.semantics, cache_dir=settings.cache_dir())
     ds = load_xlsa(root, semantics=args.semantics, defaults=args.defaults)
@@ -125,6 +139,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train(split, variant=variant.name, params=params, seed=args.seed, device=args.device,
                        eval_every=args.eval_every, on_epoch=on_epoch, resume=args.checkpoint)
+    except (MemoryError, RuntimeError) as e:  # a network or sample count too large for this machine
+        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            raise
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"out of memory ({first[:160]}); lower hidden, nz, syn_num or batch_size "
+                          f"(--set NAME=VALUE; now hidden={params.hidden}, nz={params.nz}, syn_num={params.syn_num}, "
+                          f"batch_size={params.batch_size})") from None
     finally:
         if writer is not None:
             writer.close()

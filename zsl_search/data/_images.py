@@ -94,11 +94,16 @@ def _from_table(table: Path) -> ImageList:
         rows = rows[1:]
     if not rows:
         raise DataError(f"{table}: no rows; write one path,class row per image")
-    pairs = []
+    pairs, first = [], {}  # path -> (line, class) of its first row
     for line, row in rows:
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
             raise DataError(f"{table}: line {line} has {len(row)} field(s) {row!r}; expected path,class")
-        pairs.append((row[0].strip(), row[1].strip()))
+        path, label = row[0].strip(), row[1].strip()
+        if path in first:  # twice in the features, or under two labels: which was meant is the user's call
+            raise DataError(f"{table}: line {line} lists {path} again (line {first[path][0]}, class "
+                            f"{first[path][1]!r}); keep one row per image")
+        first[path] = (line, label)
+        pairs.append((path, label))
     missing = [p for p, _ in pairs if not (table.parent / p).is_file()]
     if missing:
         raise DataError(f"{table}: {len(missing)} listed file(s) not found, e.g. {table.parent / missing[0]}; "

@@ -189,11 +189,19 @@ def _from_text(path: Path, classes: list[str]) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found; pass a YAML/JSON mapping of class name -> description")
     try:
-        docs = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+        text = path.read_text(encoding="utf-8-sig")
+        docs, node = yaml.safe_load(text), yaml.compose(text)  # JSON is YAML too
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise DataError(f"{path}: not readable YAML/JSON ({str(e).splitlines()[0]})") from None
     if not isinstance(docs, dict):
         raise DataError(f"{path}: expected a mapping of class name -> description")
+    lines: dict[str, int] = {}  # YAML keeps the last of two equal keys silently; a table row refuses it
+    for key, _ in node.value:
+        name, line = str(key.value).strip(), key.start_mark.line + 1
+        if name in lines:
+            raise DataError(f"{path}: class {name!r} has two descriptions (lines {lines[name]} and {line}); "
+                            "keep one of them")
+        lines[name] = line
     docs = {str(k).strip(): v for k, v in docs.items()}
     missing = [c for c in classes if c not in docs]
     if missing:

@@ -158,7 +158,7 @@ def read_identity(root: str | Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as Windows editors write it
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: not valid JSON ({str(e).splitlines()[0]}); "
                         'write {"name": "MYDATA", "defaults": "PF60"} or delete the file') from None
