@@ -179,6 +179,22 @@ def test_train_refuses_what_it_cannot_write_or_hold_in_one_line(cli, flag: str, 
     assert code == 2 and err.startswith(f"zsl-search: error: {message}") and err.count("\n") == 1, err[-2000:]
 
 
+@pytest.mark.parametrize("argv", [
+    ["data", "synth", ""], ["data", "info", ""], ["train", "--data", "", "--variant", "cgan"],
+    ["train", "--data", "demo", "--variant", "cgan", "--logdir", " "],
+])
+def test_an_empty_path_is_refused_not_taken_as_the_current_directory(argv: list[str], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from zsl_search.cli import main
+
+    monkeypatch.chdir(tmp_path)  # an unset "$DATA" used to read or write here
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "empty; name a file or directory" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_data_info_takes_demo_as_every_other_dataset_argument_does(cli) -> None:
     code, out, err = cli("data", "info", "demo", "--json")
     assert code == 0, err

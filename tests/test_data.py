@@ -516,6 +516,10 @@ def test_an_unknown_defaults_name_is_refused_wherever_it_is_given(tmp_path, caps
     changed = {k: v for k, v in get_variant("fclswgan").defaults("CUB").items() if v != get_variant("fclswgan").defaults()[k]}
     assert changed and fcls == "CUB: " + ", ".join(f"{k}={v!r}" for k, v in changed.items())
     assert lines[lines.index(next(line for line in lines if line.startswith("cgan"))) + 1].strip() == "CUB: the reference defaults"
+    assert main(["variants", "--dataset", "apy"]) == 0  # a benchmark without defaults of its own: the reference ones
+    from zsl_search.models import variant_names  # tests may have registered more than the five
+
+    assert capsys.readouterr().out.count("APY: the reference defaults") == len(variant_names())
 
 
 def test_like_a_dataset_without_defaults_of_its_own_names_the_reference_ones(tmp_path, capsys):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from ..errors import ConfigError
+from ._args import path_arg, place_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,11 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmds = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     s = cmds.add_parser("synth", help="write a synthetic dataset (res101.mat + att_splits.mat)")
-    s.add_argument("out", type=Path, help="output directory")
+    s.add_argument("out", type=path_arg, help="output directory")
     s.add_argument("--preset", default="demo", choices=["demo", "like"],
                    help="demo: tiny, trains in seconds; like: the shape of a real dataset (needs --like, --att-file)")
     s.add_argument("--like", help="real dataset to imitate (AWA1, AWA2, CUB, SUN, FLO, APY); implies --preset like")
-    s.add_argument("--att-file", type=Path, help="the real att_splits.mat to take attributes and split sizes from")
+    s.add_argument("--att-file", type=path_arg, help="the real att_splits.mat to take attributes and split sizes from")
     s.add_argument("--scale", type=float, default=1.0, help="scale every split by this factor (> 0; at most 1 with --like)")
     s.add_argument("--feat-dim", type=int, help="feature dimension (default: 128 for demo, 2048 like ResNet-101)")
     s.add_argument("--format", dest="mat_format", default="v5", choices=["v5", "v7.3"], help="MATLAB file version")
@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         description="Extract features of IMAGES (class folders IMAGES/<class>/<image>, or a CSV/TSV "
                                     "of path,class) into OUT/res101.mat in the xlsa17 layout, plus OUT/classes.txt "
                                     "and OUT/extract-report.json. A killed run continues where it stopped.")
-    e.add_argument("images", type=Path, help="folder of class folders, or a CSV/TSV of path,class")
-    e.add_argument("out", type=Path, help="output folder")
+    e.add_argument("images", type=path_arg, help="folder of class folders, or a CSV/TSV of path,class")
+    e.add_argument("out", type=path_arg, help="output folder")
     e.add_argument("--model", default="resnet101", help="torchvision classification model (default resnet101)")
     e.add_argument("--weights", default="DEFAULT",
                    help="DEFAULT (torchvision's ImageNet weights; needs internet once), a state-dict file, or none "
@@ -53,10 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m = cmds.add_parser("semantics", help="class semantics and xlsa17 splits for an extracted dataset",
                         description="Write ROOT/att_splits.mat for the features in ROOT/res101.mat: class semantics "
                                     "from a CSV table or from per-class text (TF-IDF), and the xlsa17 splits.")
-    m.add_argument("root", type=Path, help="a folder written by `data extract`")
+    m.add_argument("root", type=path_arg, help="a folder written by `data extract`")
     src = m.add_mutually_exclusive_group(required=True)
-    src.add_argument("--table", type=Path, help="CSV/TSV with a header: class, then numeric attribute columns")
-    src.add_argument("--text", type=Path, help="YAML/JSON mapping class -> description (encoded with TF-IDF)")
+    src.add_argument("--table", type=path_arg, help="CSV/TSV with a header: class, then numeric attribute columns")
+    src.add_argument("--text", type=path_arg, help="YAML/JSON mapping class -> description (encoded with TF-IDF)")
     m.add_argument("--unseen", help="comma-separated unseen classes (default: a seeded --unseen-fraction)")
     m.add_argument("--unseen-fraction", type=float,
                    help="share of the classes made unseen (default 0.2; not with --unseen)")
@@ -71,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(run=run_semantics)
 
     i = cmds.add_parser("info", help="validate a dataset directory and print its splits")
-    i.add_argument("root", help="an xlsa17 directory, s3://bucket/prefix, or demo (the built-in synthetic set), "
+    i.add_argument("root", type=place_arg, help="an xlsa17 directory, s3://bucket/prefix, or demo (the built-in synthetic set), "
                                 "as a spec's dataset.path")
     i.add_argument("--semantics", default="att_splits.mat",
                    help="the semantics file in it (default att_splits.mat; `data semantics` writes others)")

@@ -13,11 +13,12 @@ from typing import Any
 from .._seed import MAX_SEED, check_seed
 from .._files import nearest_existing
 from ..errors import ConfigError
+from ._args import path_arg, place_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one GAN variant and evaluate it (GZSL U/S/H)")
-    p.add_argument("--data", required=True, help="xlsa17 dataset directory (res101.mat + att_splits.mat), "
+    p.add_argument("--data", required=True, type=place_arg, help="xlsa17 dataset directory (res101.mat + att_splits.mat), "
                    "s3://bucket/prefix, or demo (the built-in synthetic set), as a spec's dataset.path")
     p.add_argument("--variant", required=True, help="GAN variant (see `zsl-search variants`)")
     p.add_argument("--protocol", default="validation", choices=["validation", "test"],
@@ -33,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="which per-dataset defaults apply, e.g. PF60 or DEMO (default: the dataset's zsl-dataset.json, "
                         "else its directory name)")
     p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
-    p.add_argument("--logdir", type=Path, help="write TensorBoard event files here")
-    p.add_argument("--checkpoint", type=Path, help="save state here after every epoch; resume from it if present")
+    p.add_argument("--logdir", type=path_arg, help="write TensorBoard event files here")
+    p.add_argument("--checkpoint", type=path_arg, help="save state here after every epoch; resume from it if present")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     p.set_defaults(run=run)
 
