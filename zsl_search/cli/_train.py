@@ -106,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
         check_checkpoint_path(args.checkpoint)
     if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():
         raise ConfigError(f"--logdir {args.logdir}: is a file; TensorBoard writes a directory of event files")
-    if args.logdir is not None and not _writable(nearest_existing(args.logdir)):
-        raise ConfigError(f"--logdir {args.logdir}: {nearest_existing(args.logdir)} is not writable; name a directory "
-                          "that is")
+    if args.logdir is not None and not _writable(existing := nearest_existing(args.logdir)):
+        raise ConfigError(f"--logdir {args.logdir}: {existing} is not writable; name a directory that is")
     # The places a spec's dataset.path can name, resolved the same way.
     root = resolve_dataset_dir(args.data, semantics=args.semantics, cache_dir=settings.cache_dir())
     ds = load_xlsa(root, semantics=args.semantics, defaults=args.defaults)

@@ -27,7 +27,7 @@ from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecE
 from .._ray import init_ray as _init_ray, signals_deferred
 from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
-from ._spec import SEARCH_NAME, SearchSpec, parse_spec
+from ._spec import SEARCH_NAME, SEARCH_NAME_RULE, SearchSpec, parse_spec
 from ._tune_state import keep_tune_state, repair_tune_state
 
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
@@ -599,8 +599,7 @@ def load_saved_spec(storage: str, name: str) -> SearchSpec:
         return f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
 
     if not SEARCH_NAME.fullmatch(name):  # no search can have it: say why, not what the storage makes of it
-        raise SearchNotFound(f"{name!r} is not a search name (1-63 lowercase letters, digits and '-', starting with "
-                             f"a letter or digit); {there()}")
+        raise SearchNotFound(f"{name!r} is not a search name ({SEARCH_NAME_RULE}); {there()}")
     try:
         data = yaml.safe_load(results.read_bytes(f"{name}/{SPEC_FILE}"))
     except StorageNotFound:

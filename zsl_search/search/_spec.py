@@ -112,6 +112,7 @@ class RuntimeSpec(_Strict):
 
 # What a search may be called: it names a folder and an S3 prefix (a DNS-safe label).
 SEARCH_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SEARCH_NAME_RULE = "1-63 lowercase letters, digits and '-', starting with a letter or digit"
 
 
 class SearchSpec(_Strict):
@@ -382,8 +383,7 @@ def _pydantic_problem(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return f"{path}: required field is missing"
     if err["type"] == "string_pattern_mismatch" and path == "name":
-        return (f"name: {err['input']!r} is not a search name: use 1-63 lowercase letters, digits and '-', "
-                "starting with a letter or digit (it names a folder and an S3 prefix)")
+        return f"name: {err['input']!r} is not a search name: use {SEARCH_NAME_RULE} (it names a folder and an S3 prefix)"
     if err["type"] == "model_type":  # "a valid dictionary or instance of SamplerSpec": our class names mean nothing
         return f"{path}: expected a mapping of its fields (got {err['input']!r})"
     return f"{path}: {err['msg'].removeprefix('Value error, ')}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else "")
