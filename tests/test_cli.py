@@ -69,6 +69,21 @@ def test_bad_train_arguments_exit_2_with_one_line(cli, demo_dir: Path, args: lis
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_a_cuda_index_past_the_devices_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU here: pretend two, as a two-GPU node reports them, to check the index rule itself.
+    import torch
+
+    from zsl_search._device import resolve_device
+    from zsl_search.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ConfigError, match=r"^--device cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1$"):
+        resolve_device("cuda:2", flag="--device")
+
+
 @pytest.mark.parametrize(("args", "line"), [
     (["frobnicate"], "zsl-search: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'data', "
                      "'train', 'search', 'leaderboard', 'finalize', 'variants'); see `zsl-search --help`"),

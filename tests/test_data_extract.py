@@ -274,6 +274,8 @@ def _info_then_train(root: Path, capsys) -> None:
     ({"unseen": ["whale"]}, "--unseen: 'whale' is not a class"),
     ({"unseen": ["eel"], "val": ["eel"]}, "already unseen"),
     ({"unseen_fraction": 0.99}, "too few"),
+    ({"unseen": CLASSES}, r"^--unseen leaves 0 of \d+ classes seen; a split needs at least 2"),
+    ({"unseen": CLASSES[1:]}, r"^--unseen leaves 1 of \d+ classes seen"),
     ({}, "exactly one of"),
 ])
 def test_semantics_rejects_bad_class_choices(extracted, tmp_path: Path, kwargs: dict, match: str) -> None:

@@ -17,7 +17,13 @@ def resolve_device(device: str, *, flag: str | None = None) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"{where}: CUDA is not available here; use {auto} or cpu")
         try:
-            return torch.device(device)
+            dev = torch.device(device)
         except RuntimeError:
-            pass
+            dev = None
+        if dev is not None and dev.type == "cuda":
+            count = torch.cuda.device_count()
+            if dev.index is not None and dev.index >= count:
+                # torch would fail later, mid-training, with "invalid device ordinal"
+                raise ConfigError(f"{where}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            return dev
     raise ConfigError(f"{where}: expected auto, cpu, cuda or cuda:N")

@@ -93,6 +93,10 @@ def build_semantics(
     rng = np.random.default_rng(seed)
     unseen_idx = _pick(classes, unseen, unseen_fraction, np.arange(len(classes)), rng, "--unseen")
     seen_idx = np.setdiff1d(np.arange(len(classes)), unseen_idx)
+    if seen_idx.size < 2:  # else the val pick below would blame --val for what the unseen choice left
+        flag = "--unseen" if unseen is not None else f"--unseen-fraction {unseen_fraction}"
+        raise ConfigError(f"{flag} leaves {seen_idx.size} of {len(classes)} classes seen; a split needs at least "
+                          f"2 seen classes (train and val): make fewer classes unseen")
     val_idx = _pick(classes, val, val_fraction, seen_idx, rng, "--val")
     train_idx = np.setdiff1d(seen_idx, val_idx)
     if train_idx.size == 0:
