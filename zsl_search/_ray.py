@@ -100,16 +100,23 @@ class _DropLines(logging.Filter):
 def _quiet_local_start() -> Iterator[None]:
     """Without Ray's two lines on starting this run's private Ray: that it started, and that
     it turned token authentication on (its default; nothing to act on). Its other warnings stay."""
-    filters = [(logging.getLogger("ray._private.worker"), _DropLines("Started a local Ray instance")),
-               (logging.getLogger("ray._private.authentication.authentication_token_setup"),
-                _DropLines("Token authentication is enabled for this Ray cluster"))]
-    for logger, drop in filters:
-        logger.addFilter(drop)
+    with log_filters([("ray._private.worker", _DropLines("Started a local Ray instance")),
+                      ("ray._private.authentication.authentication_token_setup",
+                       _DropLines("Token authentication is enabled for this Ray cluster"))]):
+        yield
+
+
+@contextlib.contextmanager
+def log_filters(filters: list[tuple[str, logging.Filter]]) -> Iterator[None]:
+    """Each ``(logger name, filter)`` pair's filter on its logger, for the block only."""
+    pairs = [(logging.getLogger(name), f) for name, f in filters]
+    for logger, f in pairs:
+        logger.addFilter(f)
     try:
         yield
     finally:
-        for logger, drop in filters:
-            logger.removeFilter(drop)
+        for logger, f in pairs:
+            logger.removeFilter(f)
 
 
 def _check_reachable(address: str) -> None:

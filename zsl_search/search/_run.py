@@ -24,7 +24,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
-from .._ray import init_ray as _init_ray, signals_deferred
+from .._ray import init_ray as _init_ray, log_filters, signals_deferred
 from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
 from ._spec import SEARCH_NAME, SEARCH_NAME_RULE, SearchSpec, parse_spec
@@ -126,19 +126,13 @@ class _TuneUploadErrors(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_tune_logs() -> Iterator[None]:
-    filters = [(logging.getLogger("ray.tune.tune"), _DropTuneNoise()),
-               (logging.getLogger("ray.tune.analysis.experiment_analysis"), _DropTuneNoise()),
-               (logging.getLogger("ray.tune.execution.tune_controller"), _DropTuneNoise()),
-               (logging.getLogger("ray"), _DropTuneNoise()),  # the time budget's stopper logs as "ray"
-               (logging.getLogger("ray.tune.execution.experiment_state"), _TuneUploadErrors()),
-               (logging.getLogger("ray.train._internal.storage"), _TuneUploadErrors())]
-    for logger, noise in filters:
-        logger.addFilter(noise)
-    try:
+    with log_filters([("ray.tune.tune", _DropTuneNoise()),
+                      ("ray.tune.analysis.experiment_analysis", _DropTuneNoise()),
+                      ("ray.tune.execution.tune_controller", _DropTuneNoise()),
+                      ("ray", _DropTuneNoise()),  # the time budget's stopper logs as "ray"
+                      ("ray.tune.execution.experiment_state", _TuneUploadErrors()),
+                      ("ray.train._internal.storage", _TuneUploadErrors())]):
         yield
-    finally:
-        for logger, noise in filters:
-            logger.removeFilter(noise)
 
 
 class _Location(NamedTuple):
