@@ -289,7 +289,7 @@ def test_run_refuses_what_it_cannot_run_before_claiming_the_name(tmp_path: Path)
     r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "search 'tiny' already exists" in r.stderr
-    assert "Ray" not in r.stderr and len(r.stderr.strip().splitlines()) == 2  # the dataset line, the error
+    assert "Ray" not in r.stderr and len(r.stderr.strip().splitlines()) == 1  # the error alone
 
 
 def test_run_refuses_resources_no_node_has_before_claiming_the_name(ray_local, tmp_path: Path, capsys) -> None:
@@ -390,3 +390,30 @@ def test_a_resumed_trial_reporting_an_epoch_again_keeps_the_first_value_without_
             searcher.on_trial_result("t1", {"best_H": value, "training_iteration": step})
     trial = searcher._ot_study.trials[0]
     assert trial.intermediate_values == {1: 0.2, 2: 0.3}
+
+
+def test_a_trial_the_journal_holds_as_finished_is_not_reported_again(tmp_path: Path) -> None:
+    # Tune's saved state older than the journal (an S3 outage, then `leaderboard sync`): a
+    # restored search runs a trial again that the study already ended. Its end stays as told.
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from zsl_search.search._optuna import make_searcher
+
+    spec = parse_spec({"name": "fin", "dataset": {"path": "demo"}, "variants": ["cgan"], "storage": str(tmp_path),
+                       "budget": {"trials": 2, "max_epochs": 3}, "space": {"cgan": {"lr_g": {"low": 1e-4, "high": 1e-3}}}})
+    journal = tmp_path / "optuna.journal"
+    searcher = make_searcher(spec, journal=journal, study_name="fin", dataset="DEMO")
+    searcher.set_search_properties("best_H", "max", {})
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", {"best_H": 0.2, "training_iteration": 1})
+    # The earlier driver (another journal writer) ended the trial after this searcher was saved.
+    other = optuna.load_study(study_name="fin", storage=JournalStorage(JournalFileBackend(str(journal))))
+    other.tell(other.trials[0].number, 0.5)
+    for step in (2, 3):
+        searcher.on_trial_result("t1", {"best_H": 0.7, "training_iteration": step, "epoch": step})
+    searcher.on_trial_complete("t1", {"best_H": 0.7, "training_iteration": 3, "epoch": 3})
+    (trial,) = optuna.load_study(study_name="fin", storage=JournalStorage(JournalFileBackend(str(journal)))).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 0.5
+    assert trial.intermediate_values == {1: 0.2}

@@ -243,10 +243,17 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
         "budget": {"trials": 3, "max_epochs": 8}, "scheduler": "fifo", "max_concurrent": 2, "storage": str(storage),
     }))
     resume_cmd = f"zsl-search search resume intr --storage {storage}"
-    # Ctrl-C in a terminal signals the whole process group: the driver and its local Ray.
-    driver = _driver("run", str(spec_path))
-    out, err = _interrupt_once_reported(driver, storage / "intr", lambda p: os.killpg(p.pid, signal.SIGINT))
-    assert driver.returncode == 130, err[-3000:]
+    # `timeout`, a batch scheduler, `kill -- -PGID`: SIGTERM to the whole process group of a
+    # driver that does not lead it (here its parent does, as `timeout` would). Ray's processes
+    # keep running under the driver while it stops the trials and saves the state.
+    parent = "import signal, subprocess, sys; signal.signal(signal.SIGTERM, lambda *a: None); " \
+             "sys.exit(subprocess.call(sys.argv[1:]))"
+    driver = subprocess.Popen([sys.executable, "-c", parent, sys.executable, "-m", "zsl_search.cli", "search", "run",
+                               str(spec_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    out, err = _interrupt_once_reported(driver, storage / "intr", lambda p: os.killpg(p.pid, signal.SIGTERM))
+    assert driver.returncode == 130 and "GCS" not in err, err[-3000:]
+    assert not (storage / "_running" / "intr.json").exists()  # the driver ended as it should, marker and all
     first = read_rows(str(storage), "intr")
     reported = {tid for tid, epochs in reports(storage / "intr").items() if epochs}
     assert {r["trial_id"] for r in first} == reported and len(first) == len(reported), out + err[-2000:]
@@ -626,7 +633,7 @@ def test_resume_refuses_a_damaged_journal_before_ray_starts(tmp_path: Path) -> N
     proc = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "resume", "dmg", "--storage",
                            str(storage)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("\n") == 2 and "2 trial(s) in the journal, but Tune's saved state holds 4" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "2 trial(s) in the journal, but Tune's saved state holds 4" in proc.stderr
     assert "Ray" not in proc.stderr  # refused before Ray started (its start-up prints a line)
 
 
@@ -810,6 +817,11 @@ def test_tunes_upload_errors_are_one_warning_line_each_and_its_own_staging_race_
                 upload_failed(OSError("When testing for existence of bucket 'b': AWS Error NETWORK_CONNECTION\nmore"))
             logging.getLogger("ray.train._internal.storage").error(
                 "Caught exception when creating directory at (fs, b/runs/x):", exc_info=(OSError, OSError("down"), None))
+            syncer = logging.getLogger("ray.train._internal.syncer")
+            for _ in range(2):  # its background upload, traceback inside the message
+                syncer.warning("Last sync command failed with the following error:\nTraceback (most recent call "
+                               "last):\n  File \"x.py\", line 1, in f\nOSError: AWS Error NETWORK_CONNECTION\n")
+            syncer.error("The latest sync operation failed with the following error: OSError('x')\nRetrying 1 more")
             logger.error("something else")
         upload_failed(race)  # the filter is scoped to a search
     finally:
@@ -819,4 +831,29 @@ def test_tunes_upload_errors_are_one_warning_line_each_and_its_own_staging_race_
         "warning: Tune could not save the search's state to its storage (OSError: When testing for existence of "
         "bucket 'b': AWS Error NETWORK_CONNECTION); it tries again at its next save (said once)",
         "warning: Tune could not create the search's folder in its storage (OSError: down); it tries again at its "
-        "next save (said once)"]
+        "next save (said once)",
+        "warning: Tune could not upload the search's folder to its storage (OSError: AWS Error NETWORK_CONNECTION); "
+        "it tries again at its next save (said once)"]
+
+
+def test_a_leaderboard_that_ended_every_trial_needs_no_resume_though_tunes_state_is_older(tmp_path: Path) -> None:
+    # An S3 outage kept Tune from uploading its last states while the driver went on to the end;
+    # `leaderboard sync` uploaded the rows. Tune's saved state still shows trials running.
+    from zsl_search.leaderboard import LeaderboardWriter
+    from zsl_search.search._run import _nothing_to_resume
+
+    spec = parse_spec({"name": "stale", "dataset": {"path": "demo"}, "variants": ["cgan"], "storage": str(tmp_path),
+                       "budget": {"trials": 3, "max_epochs": 2}})
+    saved = {"a": "TERMINATED", "b": "RUNNING"}  # as Tune saved it before the outage
+    row = {"search": "stale", "dataset": "DEMO", "protocol": "validation", "variant": "cgan", "epochs": 2,
+           "best_epoch": 2, "H": 0.5, "U": 0.4, "S": 0.6, "zsl_acc": 0.5, "seconds": 1.0, "seed": 0, "params": {}}
+    writer = LeaderboardWriter(str(tmp_path), "stale")
+    writer.write([{**row, "trial_id": "a", "status": "COMPLETE", "completed_order": 1},
+                  {**row, "trial_id": "b", "status": "INTERRUPTED", "completed_order": 2}])
+    assert _nothing_to_resume(spec, saved, 0.0) is None  # b was cut short, c never ran
+    writer.write([{**row, "trial_id": "b", "status": "EARLY_STOPPED", "completed_order": 3},
+                  {**row, "trial_id": "c", "status": "ERROR", "H": None, "U": None, "S": None, "completed_order": 4}])
+    done = _nothing_to_resume(spec, saved, 0.0)
+    assert done is not None and not done.ran and done.ending == "finished"
+    assert sorted(r["trial_id"] for r in done.rows) == ["a", "b", "c"] and done.trials == 3 and done.failed == 1
+    assert done.notes == ["nothing to resume: every trial of its budget (3) had ended; the leaderboard is as it was"]

@@ -39,7 +39,7 @@ def test_finalize_refuses_a_search_whose_driver_is_alive_and_ignores_a_stale_mar
     import subprocess
     import time
 
-    from zsl_search.search._running import RUNNING_DIR, STALE_S, check_not_running
+    from zsl_search.search._running import RUNNING_DIR, STALE_S, check_not_running, clear_stale
 
     _, res = _searched(tmp_path, demo_dir)
     marker = res / RUNNING_DIR / "gone.json"
@@ -62,9 +62,11 @@ def test_finalize_refuses_a_search_whose_driver_is_alive_and_ignores_a_stale_mar
         check_not_running(str(res), "gone", then="wait")
     gone = subprocess.Popen(["true"])
     gone.wait()
+    assert not clear_stale(str(res), "gone") and marker.exists()  # a live driver's marker stays
     for stale in (lambda: mark(gone.pid), lambda: mark(os.getpid(), age=STALE_S + 1, host="another-machine")):
         stale()  # a killed driver's marker: its process is gone, or it stopped refreshing it
         check_not_running(str(res), "gone", then="wait")
+        assert clear_stale(str(res), "gone") and not marker.exists()  # what `leaderboard sync` does with it
     marker.write_text("{")  # torn: says nothing
     check_not_running(str(res), "gone", then="wait")
 

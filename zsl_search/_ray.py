@@ -37,7 +37,7 @@ def init_ray(address: str | None) -> None:
         return
     for attempt in range(3):
         try:
-            with _quiet_local_start(), signals_deferred(signal.SIGINT, signal.SIGTERM):
+            with _quiet_local_start(), signals_deferred(signal.SIGINT, signal.SIGTERM), _ray_group_of_its_own():
                 ray.init(address="local", include_dashboard=False, log_to_driver=False)
             return
         except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one
@@ -47,6 +47,46 @@ def init_ray(address: str | None) -> None:
                 raise
             ray.shutdown()
             warn("local Ray took over 30 s to start (a busy machine?); starting it again")
+
+
+@contextlib.contextmanager
+def _ray_group_of_its_own() -> Iterator[None]:
+    """Local Ray's processes (GCS, raylet and, through it, the trial workers) started in a
+    process group of their own, this driver back in its own group once they run.
+
+    `timeout`, a batch scheduler or ``kill -TERM -- -PGID`` signal a whole process group: the
+    driver would stop the search and save its state, as on Ctrl-C, while the same SIGTERM
+    killed the GCS under it (Ray blocks only SIGINT in its processes). Left as they are where
+    that cannot be done, or must not: a driver that leads its group (a job of an interactive
+    shell: its children join that group whatever it does) or runs in a terminal's foreground
+    (there Ctrl-C goes to the group, and a driver outside it while Ray starts would miss one)."""
+    try:
+        original = os.getpgrp()
+        if original == os.getpid() or _in_terminal_foreground(original):
+            yield
+            return
+        os.setpgid(0, 0)
+    except (AttributeError, OSError):  # not POSIX, or not allowed: the group stays shared
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # the group is gone (whoever led it ended): stay apart
+            os.setpgid(0, original)
+
+
+def _in_terminal_foreground(group: int) -> bool:
+    try:
+        tty = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False  # no controlling terminal
+    try:
+        return os.tcgetpgrp(tty) == group
+    except OSError:
+        return False
+    finally:
+        os.close(tty)
 
 
 @contextlib.contextmanager

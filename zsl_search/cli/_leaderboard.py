@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_show(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..leaderboard import format_rows, format_searches, list_searches, read_rows
+    from ..search._run import check_search_name
 
     if args.top is not None and args.top < 1:
         raise ConfigError(f"--top {args.top}: must be >= 1 (the number of best trials to show)")
@@ -50,6 +51,7 @@ def run_show(args: argparse.Namespace) -> int:
         else:
             print(format_searches(searches, fmt=args.fmt), end="")
         return 0
+    check_search_name(args.uri, args.search)
     rows = read_rows(args.uri, args.search)
     present = sorted({r["variant"] for r in rows})
     if args.variant is not None and rows and args.variant not in present:
@@ -76,9 +78,11 @@ def _check_not_a_search_folder(uri: str) -> None:
 def run_plot(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..leaderboard import plot_search
+    from ..search._run import check_search_name
 
     if not args.out.strip():  # Path("") is the current directory: never what was meant
         raise ConfigError("--out is empty; name the directory to write the plots to")
+    check_search_name(args.uri, args.search)
     for path in plot_search(args.uri, args.search, out_dir=Path(args.out)):
         print(path)
     return 0

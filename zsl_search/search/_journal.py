@@ -129,9 +129,11 @@ def sync_journals(storage: str, cache_dir: Path) -> tuple[list[str], list[str]]:
 
     A journal only grows, so the cached one is uploaded where the stored copy is missing or a
     proper prefix of it; a stored copy that is not (a later run on another machine wrote it) is
-    kept, as is any journal of a search no longer in the storage."""
+    kept, as is any journal of a search no longer in the storage. A running marker left by a
+    driver that has ended (the outage kept it from removing it) is removed too."""
     from ..storage import StorageNotFound, is_remote, open_storage
     from ._run import SPEC_FILE
+    from ._running import clear_stale
 
     if not is_remote(storage):
         return [], []
@@ -150,6 +152,7 @@ def sync_journals(storage: str, cache_dir: Path) -> tuple[list[str], list[str]]:
             if len(stored) < len(local) and local.startswith(stored):
                 results.write_bytes(key, local)
                 uploaded.append(name)
+            clear_stale(storage, name)  # the marker the same outage may have left behind
         except (OSError, StorageError):
             failed.append(name)
     return uploaded, failed

@@ -63,6 +63,8 @@ class _PrunedEarlyStopsSearch(OptunaSearch):
         self._max_epochs = max_epochs
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self._finished_in_study(trial_id):
+            return
         # A resumed trial retrains the epochs after its checkpoint that it had already reported;
         # Optuna keeps each step's first value, rightly, and warns about every repeat.
         with warnings.catch_warnings():
@@ -71,10 +73,25 @@ class _PrunedEarlyStopsSearch(OptunaSearch):
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if self._finished_in_study(trial_id):
+            return
         if error or not result or result.get("epoch", 0) >= self._max_epochs or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
         self._completed_trials.add(trial_id)
+
+    def _finished_in_study(self, trial_id: str) -> bool:
+        """Whether the study already holds this trial's end although the restored searcher does
+        not: Tune's saved state can be older than the journal (an S3 outage kept Tune from
+        uploading while `leaderboard sync` later uploaded the journal), and Tune then runs the
+        trial again. Its end stays as first told: Optuna refuses to update a finished trial."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return False
+        stored = self._ot_study._storage.get_trial(self._ot_trials[trial_id]._trial_id)
+        if not stored.state.is_finished():
+            return False
+        self._completed_trials.add(trial_id)
+        return True
 
 
 def warm_start_points(spec: SearchSpec, *, dataset: str | None) -> list[dict[str, Any]]:

@@ -103,7 +103,10 @@ class _TuneUploadErrors(logging.Filter):
     state, right after, so nothing is lost, and that one is dropped without a word."""
 
     _KINDS = {"Saving experiment state to storage": "save the search's state to its storage",
-              "Caught exception when creating directory": "create the search's folder in its storage"}
+              "Caught exception when creating directory": "create the search's folder in its storage",
+              # Its background uploads of the experiment folder, with the traceback in the message.
+              "Last sync command failed": "upload the search's folder to its storage",
+              "The latest sync operation failed": "upload the search's folder to its storage"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,10 +120,15 @@ class _TuneUploadErrors(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, FileNotFoundError) and "-tmp-" in str(error):
             return False
-        if kind not in self._said:
-            self._said.add(kind)
-            cause = f" ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})" if error else ""
-            warn(f"Tune could not {self._KINDS[kind]}{cause}; it tries again at its next save (said once)")
+        what = self._KINDS[kind]
+        if what not in self._said:
+            self._said.add(what)
+            if error is not None:
+                cause = f" ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            else:  # the traceback is in the message: its last line names the error
+                lines = [line for line in message.splitlines()[1:] if line.strip()]
+                cause = f" ({lines[-1].strip()})" if lines else ""
+            warn(f"Tune could not {what}{cause}; it tries again at its next save (said once)")
         return False
 
 
@@ -131,7 +139,8 @@ def _quiet_tune_logs() -> Iterator[None]:
                       ("ray.tune.execution.tune_controller", _DropTuneNoise()),
                       ("ray", _DropTuneNoise()),  # the time budget's stopper logs as "ray"
                       ("ray.tune.execution.experiment_state", _TuneUploadErrors()),
-                      ("ray.train._internal.storage", _TuneUploadErrors())]):
+                      ("ray.train._internal.storage", _TuneUploadErrors()),
+                      ("ray.train._internal.syncer", _TuneUploadErrors())]):
         yield
 
 
@@ -179,9 +188,6 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
     _quiet_tune()
     source = DataSource.from_spec(spec)
     info = check_source(source, cache_dir=cache_dir, folds=spec.folds)  # a broken dataset fails here: no Ray
-    if progress:
-        print(f"{spec.name}: {info['name']} ({spec.protocol} protocol), "
-              f"{defaults_line(info['defaults'], list(spec.variants))}", file=sys.stderr, flush=True)
     # Ray before the name is claimed: a cluster that cannot be reached, or that no trial fits,
     # must not leave behind a search that only `resume` (with the same spec) could continue.
     if not resume:
@@ -196,6 +202,9 @@ def run_search(spec: SearchSpec, *, address: str | None = None, resume: bool = F
             return done
     _init_ray(address)
     check_resources(spec, cluster=bool(address or settings.ray_address()))
+    if progress:  # once every refusal is behind: a refused search prints its one error line alone
+        print(f"{spec.name}: {info['name']} ({spec.protocol} protocol), "
+              f"{defaults_line(info['defaults'], list(spec.variants))}", file=sys.stderr, flush=True)
     if not resume:
         _claim_name(spec)
     journal = journal_path(spec.storage, spec.name, cache_dir, new=not resume)
@@ -410,19 +419,27 @@ def _saved_trials(tune_path: str, fs: Any) -> dict[str, str]:
 
 def _nothing_to_resume(spec: SearchSpec, saved: dict[str, str], start: float) -> SearchResult | None:
     """The search as it stands when its saved state shows every trial of its budget ended, so
-    that resuming it starts no Ray (a pack's members are not counted there: it is resumed)."""
-    if spec.pack > 1 or len(saved) < spec.budget.trials or any(s not in ("TERMINATED", "ERROR") for s in saved.values()):
+    that resuming it starts no Ray (a pack's members are not counted there: it is resumed), or
+    when the leaderboard holds a final row for every trial of the budget although Tune's saved
+    state is older (an S3 outage kept Tune from uploading it; `leaderboard sync` uploaded the rows)."""
+    from ._callbacks import FINAL_STATUSES
+
+    if spec.pack > 1:
         return None
+    ended = len(saved) >= spec.budget.trials and all(s in ("TERMINATED", "ERROR") for s in saved.values())
     rows = _existing_rows(spec)
+    if not ended and sum(r["status"] in FINAL_STATUSES for r in rows) < spec.budget.trials:
+        return None
     unreported = {status: sum(s == status and tid not in {r["trial_id"] for r in rows} for tid, s in saved.items())
                   for status in ("ERROR", "TERMINATED")}
     notes = [f"{n} trial{'s' if n != 1 else ''} {what} before {'their' if n != 1 else 'its'} first epoch{tail}"
              for n, what, tail in ((unreported["ERROR"], "failed", " (tracebacks in each trial's error.txt)"),
                                    (unreported["TERMINATED"], "ended", "")) if n]
     return SearchResult(name=spec.name, storage=spec.storage, rows=rows, seconds=time.perf_counter() - start,
-                        ending="finished", trials=len(saved), failed=sum(s == "ERROR" for s in saved.values()),
-                        ran=False, notes=[*notes, f"nothing to resume: every trial of its budget ({len(saved)}) had "
-                                                  "ended; the leaderboard is as it was"])
+                        ending="finished", trials=max(len(saved), len(rows)),
+                        failed=unreported["ERROR"] + sum(r["status"] == "ERROR" for r in rows), ran=False,
+                        notes=[*notes, f"nothing to resume: every trial of its budget ({spec.budget.trials}) had "
+                                       "ended; the leaderboard is as it was"])
 
 
 def _start_over(spec: SearchSpec, journal: Path) -> None:
@@ -578,26 +595,33 @@ def resume_search(name: str, *, storage: str, address: str | None = None, progre
     return run_search(spec, address=address, resume=True, progress=progress)
 
 
+def _searches_there(storage: str) -> str:
+    from ..leaderboard import LeaderboardError, list_searches
+
+    try:
+        names = [entry["name"] for entry in list_searches(storage)]
+    except (StorageError, LeaderboardError):
+        names = []
+    return f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
+
+
+def check_search_name(storage: str, name: str) -> None:
+    """Raise `SearchNotFound` when no search can be called ``name``: it says why, and which
+    searches ``storage`` holds, rather than what the storage makes of such a key."""
+    if not SEARCH_NAME.fullmatch(name):
+        raise SearchNotFound(f"{name!r} is not a search name ({SEARCH_NAME_RULE}); {_searches_there(storage)}")
+
+
 def load_saved_spec(storage: str, name: str) -> SearchSpec:
     from ..storage import StorageNotFound, open_existing
 
     results = open_existing(storage)
-
-    def there() -> str:
-        from ..leaderboard import LeaderboardError, list_searches
-
-        try:
-            names = [entry["name"] for entry in list_searches(storage)]
-        except (StorageError, LeaderboardError):
-            names = []
-        return f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
-
-    if not SEARCH_NAME.fullmatch(name):  # no search can have it: say why, not what the storage makes of it
-        raise SearchNotFound(f"{name!r} is not a search name ({SEARCH_NAME_RULE}); {there()}")
+    check_search_name(storage, name)
     try:
         data = yaml.safe_load(results.read_bytes(f"{name}/{SPEC_FILE}"))
     except StorageNotFound:
-        raise SearchNotFound(f"no search {name!r} under {storage} ({name}/{SPEC_FILE} not found); {there()}") from None
+        raise SearchNotFound(f"no search {name!r} under {storage} ({name}/{SPEC_FILE} not found); "
+                             f"{_searches_there(storage)}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], f"{storage}/{name}/{SPEC_FILE}") from None
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")

@@ -45,6 +45,16 @@ def clear_running(storage: str, search: str) -> None:
         pass
 
 
+def clear_stale(storage: str, search: str) -> bool:
+    """Remove a marker whose driver no longer runs (one an outage kept its driver from
+    removing); returns whether one was removed."""
+    marker = _read(storage, search)
+    if marker is None or not _stale(marker):
+        return False
+    clear_running(storage, search)
+    return True
+
+
 def check_not_running(storage: str, search: str, *, then: str) -> None:
     """Raise `ConfigError` when a live driver runs ``search``; ``then`` says what waits for it
     to end and why, e.g. ``"finalize it once it has ended, or ..."``."""
