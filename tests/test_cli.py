@@ -230,3 +230,43 @@ def test_bad_synth_flags_are_named_as_flags_and_write_nothing(cli, tmp_path: Pat
     code, _, err = cli("data", "synth", str(tmp_path / "out"), *args)
     assert code == 2 and err == f"zsl-search: error: {message}" + err.split(message, 1)[1]
     assert err.count("\n") == 1 and "=" not in err.split(":", 2)[2] and not (tmp_path / "out").exists()
+
+
+def test_finalize_prints_the_finalists_it_retrained_not_a_higher_ranked_cut_short_trial(
+        cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import zsl_search.search as search
+
+    def row(rank: int, tid: str, status: str, test_h: float | None) -> dict:
+        return {"rank": rank, "trial_id": tid, "variant": "cgan", "status": status, "H": 0.9 - rank / 10, "U": 0.5,
+                "S": 0.5, "zsl_acc": 0.5, "epochs": 3, "pareto": rank == 1, "params": {"lr": rank / 1000},
+                "test_H_mean": test_h, "test_H_std": 0.0 if test_h is not None else None}
+
+    board = [row(1, "cut", "INTERRUPTED", None), row(2, "best", "COMPLETE", 0.61), row(3, "next", "EARLY_STOPPED", 0.5)]
+    asked = {}
+    monkeypatch.setattr(search, "finalize", lambda *a, **kw: asked.update(kw) or board)
+    code, out, err = cli("finalize", str(tmp_path), "--search", "s", "--top-k", "1", "--seeds", "1")
+    assert code == 0 and asked["top_k"] == 1, err
+    header, *lines = out.splitlines()
+    assert header.split()[:2] == ["rank", "trial_id"] and len(lines) == 1
+    assert lines[0].split()[:3] == ["2", "best", "cgan"] and "0.61" in lines[0]
+
+
+def test_a_benchmark_without_defaults_of_its_own_is_accepted_as_reference(cli, demo_dir: Path) -> None:
+    # APY has no per-dataset defaults: it is no typo, and trains (and shows) the reference ones.
+    code, out, err = cli("train", "--data", str(demo_dir), "--variant", "cgan", "--defaults", "apy", "--epochs", "1",
+                         "--set", "hidden=32", "--set", "syn_num=10", "--set", "cls_epochs=1", "--json")
+    assert code == 0, err
+    assert "defaults: reference" in out + err and json.loads(out.strip().splitlines()[-1])["params"]["syn_num"] == 10
+    from zsl_search.search import parse_spec
+
+    assert parse_spec({"name": "a", "dataset": {"path": "demo", "defaults": "APY"}, "variants": ["cgan"],
+                       "budget": {"trials": 1, "max_epochs": 1}}).dataset.defaults.upper() == "APY"
+    code, out, _ = cli("variants", "--dataset", "APY")
+    assert code == 0 and "fclswgan" in out
+    code, _, err = cli("train", "--data", str(demo_dir), "--variant", "cgan", "--defaults", "APYY")
+    assert code == 2 and "--defaults: no variant has defaults called 'APYY'" in err and "as APY does" in err
+
+
+def test_python_dash_m_zsl_search_is_the_same_command() -> None:
+    r = subprocess.run([sys.executable, "-m", "zsl_search", "variants"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split()[0] == "cgan", r.stderr

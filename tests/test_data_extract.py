@@ -383,3 +383,28 @@ def test_ctrl_c_during_extract_says_the_same_command_continues(images: Path, tmp
     assert main(["data", "extract", str(images), str(tmp_path / "out"), "--quiet"]) == 130
     assert capsys.readouterr().err == ("zsl-search: interrupted; run the same command again to continue where it "
                                        "stopped\n")
+
+
+def test_semantics_says_when_a_single_class_makes_a_score_trivial(tmp_path: Path, capsys) -> None:
+    root = _features_only(tmp_path / "pets")
+    table = _table(tmp_path / "att.csv", [f"{c},{i},1" for i, c in enumerate(CLASSES)])
+    build_semantics(root, table=table, unseen=["dog", "eel"], val=["bee", "cat"])  # 1 train class: fine
+    assert capsys.readouterr().err == ""
+    build_semantics(root, table=table, unseen=["eel"], val=["dog", "cat"])
+    assert capsys.readouterr().err == ("warning: one unseen class: the unseen ZSL accuracy is trivially 1; hold out "
+                                       "at least 2 for a score that means something\n")
+    info = build_semantics(root, table=table, unseen=["cat", "dog", "eel"], val=["bee"])
+    assert (info["train"], info["val"]) == (["ant"], ["bee"])  # still written: a tiny set may have no other choice
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("warning: one val class: the val ZSL accuracy is trivially 1")
+    assert err[1].startswith("warning: one train and one val class: the validation GZSL task tells two classes "
+                             "apart") and len(err) == 2
+
+
+@pytest.mark.parametrize("flag", ["--table", "--text"])
+def test_semantics_names_a_directory_given_for_its_file(tmp_path: Path, capsys, flag: str) -> None:
+    root = _features_only(tmp_path / "pets")
+    for given, what in ((tmp_path, "a directory, not a file"), (tmp_path / "nope.csv", "file not found")):
+        assert main(["data", "semantics", str(root), flag, str(given)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"zsl-search: error: {given}: {what}; pass a ") and err.count("\n") == 1

@@ -410,18 +410,22 @@ def test_cli_show_names_a_missing_folder_and_an_absent_variant(tmp_path: Path, c
 
 @pytest.mark.parametrize("entry", ["[1]", "{}", "null", '"s"', '{"name": "srch", "best_H": "x"}',
                                    '{"name": "srch", "n_trials": true}', '{"name": "other"}'])
-def test_cli_show_names_an_index_entry_of_the_wrong_shape(tmp_path: Path, capsys, entry: str) -> None:
-    """Valid JSON that is no index entry is reported like a JSON syntax error: one line naming the file."""
+def test_cli_show_names_an_index_entry_of_the_wrong_shape_and_lists_the_others(tmp_path: Path, capsys,
+                                                                                 entry: str) -> None:
+    """Valid JSON that is no index entry is reported like a JSON syntax error: one warning line
+    naming the file, and the searches whose entries are fine are listed still."""
     from zsl_search.cli import main
 
     root = tmp_path / "res"
     LeaderboardWriter(str(root), "srch").write(sample_rows())
+    LeaderboardWriter(str(root), "fine").write(sample_rows("fine", n=2))
     index = root / "_index" / "srch.json"
     index.write_text(entry)
-    assert main(["leaderboard", "show", str(root)]) == 2
+    assert main(["leaderboard", "show", str(root)]) == 0
     out, err = capsys.readouterr()
-    assert err.startswith(f"zsl-search: error: {index}: corrupt index entry (") and err.count("\n") == 1
-    assert "delete it, the next write of search 'srch' recreates it" in err and not out
+    assert err.startswith(f"warning: {index}: corrupt index entry (") and err.count("\n") == 1
+    assert "left out of the list; delete it, the next write of search 'srch' recreates it" in err
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["fine"]
     assert index.read_text() == entry  # nothing is rewritten by a read
 
 
@@ -503,3 +507,17 @@ def test_cli_show_of_a_search_folder_points_at_its_storage_root(tmp_path: Path, 
     err = capsys.readouterr().err
     assert f"is the folder of search 'srch', not a storage root; use `zsl-search leaderboard show {root} --search srch`" in err
     assert main(["leaderboard", "show", str(root)]) == 0 and "srch" in capsys.readouterr().out
+
+
+def test_cli_show_and_plot_say_the_search_name_rule_of_search_run(tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+    from zsl_search.search._spec import SEARCH_NAME_RULE
+
+    root = tmp_path / "res"
+    LeaderboardWriter(str(root), "srch").write(sample_rows())
+    for argv in (["show", str(root), "--search", "My.Search"],
+                 ["plot", str(root), "--search", "My.Search", "--out", str(tmp_path / "plots")]):
+        assert main(["leaderboard", *argv]) == 2
+        assert capsys.readouterr().err == (f"zsl-search: error: 'My.Search' is not a search name ({SEARCH_NAME_RULE}); "
+                                           "searches there: srch\n")
+    assert not (tmp_path / "plots").exists()

@@ -63,6 +63,9 @@ BAD = [
     ({"space": {"fclswgan": {"lr_g": {"low": 1e-3, "high": 1e-3}}}}, "space.fclswgan.lr_g: empty range"),
     ({"space": {"fclswgan": {"syn_num": {"choices": []}}}}, "space.fclswgan.syn_num: choices must be a non-empty list"),
     ({"space": {"fclswgan": {"film_depth": 2}}}, "space.fclswgan.film_depth: unknown hyperparameter for fclswgan"),
+    ({"space": {"all": {"lr_x": 0.1}}},  # once, not once per variant
+     "space.all.lr_x: no variant of this search has such a hyperparameter; did you mean lr_g or lr_d?"),
+    ({"space": {"all": {"film_depth": 2}}}, "space.all.film_depth: unknown hyperparameter for fclswgan; valid: "),
     ({"space": {"cgan": {"lr_g": 1e-4}}}, "space.cgan: not one of the spec's variants"),
     ({"space": {"filmwgan": {"film_depth": 9}}}, "'film_depth' must be between 1 and 4"),
     ({"budget": {"trials": 2, "max_epochs": 3, "grace_epochs": 5}}, "budget.grace_epochs: 5 > budget.max_epochs (3)"),
@@ -145,6 +148,11 @@ def test_a_problem_of_an_all_entry_is_said_once_for_every_variant_it_hits() -> N
         parse_spec(data)
     assert e.value.problems == ["space.all.beta1: range 1.5..2.0: hyperparameter 'beta1' must be in [0, 1) "
                                 "(for fclswgan, filmwgan, cgan)"]
+    data["space"] = {"all": {"lr_x": 0.1, "beta1": 0.5}}  # a name no variant has: one line, with the near ones
+    with pytest.raises(SpecError) as e:
+        parse_spec(data)
+    assert e.value.problems == ["space.all.lr_x: no variant of this search has such a hyperparameter; did you mean "
+                                "lr_g or lr_d? (`zsl-search variants NAME` lists a variant's)"]
 
 
 def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
@@ -230,7 +238,9 @@ def test_a_yaml_syntax_error_says_what_and_where(tmp_path: Path) -> None:
 def test_cli_validate_missing_file(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "zsl_search.cli", "search", "validate", str(tmp_path / "x.yaml")],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "x.yaml: file not found" in r.stderr
+    assert r.returncode == 2 and r.stderr == f"zsl-search: error: {tmp_path / 'x.yaml'}: file not found\n"
+    with pytest.raises(SpecError, match=f"{tmp_path}: a directory, not a spec file; name the YAML file in it"):
+        load_spec(tmp_path)
 
 
 def test_selecting_on_test_is_an_explicit_opt_in() -> None:

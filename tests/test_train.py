@@ -345,6 +345,18 @@ def test_train_rejects_a_checkpoint_under_a_file_before_training(cli, demo_dir: 
     assert "epoch 1" not in err and (tmp_path / "afile").read_text() == "keep me"
 
 
+def test_train_refuses_a_checkpoint_that_is_none_before_any_output(demo_dir: Path, tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert main(["train", "--data", str(demo_dir), *SMALL_CLI, "--checkpoint", str(notes)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "resuming" not in err  # not "resuming from" a file it then refuses
+    _one_line(err, f"{notes}: not a zsl-search checkpoint")
+    assert notes.read_text() == "keep me"
+
+
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("hidden", "1.5", "'hidden': '1.5' is not a valid int"),
     ("epochs", "1.7", "'epochs': '1.7' is not a valid int"),

@@ -19,7 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..leaderboard import format_rows
     from ..search import finalize
+    from ..search._finalize import FINALIZABLE
 
     rows = finalize(args.uri, args.search, top_k=args.top_k, seeds=args.seeds, address=args.address)
-    print(format_rows(rows, fmt="table", top=args.top_k), end="")
+    # The finalists (chosen as finalize chose them), with their leaderboard ranks: a trial cut
+    # short (INTERRUPTED) may rank above them, and was not retrained.
+    finalists = [r for r in rows if r["status"] in FINALIZABLE][:args.top_k]
+    print(format_rows(finalists, fmt="table"), end="")
     return 0

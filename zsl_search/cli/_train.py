@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_xlsa, make_split
     from ..store import resolve_dataset_dir
     from ..models import check_defaults_name, get_variant
-    from ..train import train
+    from ..train import check_checkpoint, train
 
     reuse_freed_memory()
 
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device, flag="--device")  # cuda where there is none: before any output
     if args.checkpoint is not None:
         check_checkpoint_path(args.checkpoint)
+        check_checkpoint(args.checkpoint)  # one that is not: refused before any output
     if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():
         raise ConfigError(f"--logdir {args.logdir}: is a file; TensorBoard writes a directory of event files")
     if args.logdir is not None and not _writable(existing := nearest_existing(args.logdir)):

@@ -16,12 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..models import check_defaults_name, get_variant, variant_names
 
-    from ..data._synth import KNOWN_DATASETS
-
-    # A benchmark without defaults of its own (APY) gets the reference ones, as its data would;
-    # any other unknown name is a typo, which would show the reference defaults as CUB's.
-    if args.dataset is None or args.dataset.upper() not in KNOWN_DATASETS:
-        check_defaults_name(args.dataset, where="--dataset")
+    # An unknown name is a typo, which would show the reference defaults as CUB's.
+    check_defaults_name(args.dataset, where="--dataset")
     if args.name is None:
         for name in variant_names():
             v = get_variant(name)

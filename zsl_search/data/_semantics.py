@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, warn
 from ._extract import CLASSES_FILE
 from ._images import read_table
 from .._files import atomic_write
@@ -122,6 +122,7 @@ def build_semantics(
         raise DataError(f"{root / 'res101.mat'}: the unseen classes have no images; choose other --unseen classes")
     n_img = labels.size
     dtype = np.uint16 if n_img < 2**16 else np.float64  # as the xlsa17 release
+    _warn_single_classes(train=train_idx.size, val=val_idx.size, unseen=unseen_idx.size)
     variables: dict[str, Any] = {"att": att.T.astype(np.float64), "allclasses_names": list(classes)}
     for key, rows in out.items():
         variables[f"{key}_loc"] = (rows + 1).astype(dtype)[:, None]  # (n, 1), 1-based
@@ -133,6 +134,18 @@ def build_semantics(
         "unseen": [classes[i] for i in unseen_idx], "val": [classes[i] for i in val_idx],
         "train": [classes[i] for i in train_idx], **{f"{k}_images": int(v.size) for k, v in out.items()},
     }
+
+
+def _warn_single_classes(*, train: int, val: int, unseen: int) -> None:
+    """A role held by one class makes what is scored on it trivial: say so (the split is still
+    valid, and a tiny dataset may have no other choice)."""
+    single = [role for role, n in (("val", val), ("unseen", unseen)) if n == 1]
+    if single:  # ZSL picks among that role's classes alone: one class is always right
+        warn(f"one {' and one '.join(single)} class: the {' and '.join(f'{r} ZSL accuracy' for r in single)} "
+             f"{'is' if len(single) == 1 else 'are'} trivially 1; hold out at least 2 for a score that means something")
+    if train == 1 and val == 1:  # the validation protocol's whole GZSL task: two classes
+        warn("one train and one val class: the validation GZSL task tells two classes apart, so validation H "
+             "ranks configurations by almost nothing; list more classes in --val or fewer in --unseen")
 
 
 def _classes(root: Path) -> list[str]:
@@ -157,9 +170,13 @@ def _labels(root: Path, n_classes: int) -> np.ndarray:
     return labels
 
 
+def _not_a_file(path: Path) -> str:
+    return "a directory, not a file" if path.is_dir() else "file not found"
+
+
 def _from_table(path: Path, classes: list[str]) -> np.ndarray:
     if not path.is_file():
-        raise DataError(f"{path}: file not found; pass a CSV with a header: class, then attribute columns")
+        raise DataError(f"{path}: {_not_a_file(path)}; pass a CSV with a header: class, then attribute columns")
     rows = read_table(path, "write a header (class, attribute names...) and one row per class")
     if len(rows) < 2 or len(rows[0][1]) < 2:
         raise DataError(f"{path}: expected a header row (class, attribute names...) and one row per class")
@@ -191,7 +208,7 @@ def _from_text(path: Path, classes: list[str]) -> np.ndarray:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if not path.is_file():
-        raise DataError(f"{path}: file not found; pass a YAML/JSON mapping of class name -> description")
+        raise DataError(f"{path}: {_not_a_file(path)}; pass a YAML/JSON mapping of class name -> description")
     try:
         text = path.read_text(encoding="utf-8-sig")
         docs, node = yaml.safe_load(text), yaml.compose(text)  # JSON is YAML too

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LeaderboardError, SearchNotFound, StorageError, StorageNotFound
+from ..errors import LeaderboardError, SearchNotFound, StorageError, StorageNotFound, warn
 from ..storage import Storage, open_existing
 from ._keys import INDEX_PREFIX, check_search, leaderboard_key
 from ._schema import table_to_rows
@@ -103,9 +103,11 @@ def list_searches(storage_uri: str) -> list[dict[str, Any]]:
     Each entry: ``name``, ``dataset``, ``protocol``, ``n_trials``, ``best_H``, ``best_variant``
     and ``updated_at`` (ISO 8601, UTC). Empty when nothing was written there yet.
 
+    A corrupt index entry is left out with a warning naming it: one damaged file must not hide
+    every other search.
+
     Raises:
         StorageError: the storage cannot be read.
-        LeaderboardError: an index entry is corrupt (the message names it).
     """
     results = open_existing(storage_uri)
     entries = []
@@ -117,9 +119,9 @@ def list_searches(storage_uri: str) -> list[dict[str, Any]]:
         except StorageNotFound:
             continue  # deleted between list and read
         except ValueError as e:
-            raise LeaderboardError(
-                f"{results.join(key)}: corrupt index entry ({e}); delete it, the next write of search {name!r} recreates it"
-            ) from e
+            warn(f"{results.join(key)}: corrupt index entry ({e}), left out of the list; delete it, the next write "
+                 f"of search {name!r} recreates it")
+            continue
         entries.append(entry)
     return entries
 

@@ -179,12 +179,16 @@ def defaults_line(dataset: str | None, variants: list[str] | None = None) -> str
 
 def check_defaults_name(name: str | None, *, where: str) -> None:
     """Raise `ConfigError` naming ``where`` when ``name`` is set but no variant has defaults by it
-    (a typo would otherwise train silently with the reference defaults)."""
-    if name is None or name.upper() == "REFERENCE" or name.upper() in defaults_names():
+    (a typo would otherwise train silently with the reference defaults). A benchmark with no
+    defaults of its own (APY) is no typo: it gets the reference ones, as its data would."""
+    from ..data._synth import KNOWN_DATASETS  # the benchmarks' shapes; data imports models lazily too
+
+    if name is None or name.upper() in ("REFERENCE", *KNOWN_DATASETS) or name.upper() in defaults_names():
         return
+    bare = sorted(set(KNOWN_DATASETS) - set(defaults_names()))  # benchmarks that get them
     raise ConfigError(f"{where}: no variant has defaults called {name!r}; use one of "
                       f"{', '.join(defaults_names())}, or 'reference' (the f-CLSWGAN settings, which a dataset "
-                      "with no defaults of its own, such as APY, gets)")
+                      f"with no defaults of its own gets, as {' and '.join(bare) or 'any other'} does)")
 
 
 def get_variant(name: str) -> Variant:

@@ -15,6 +15,7 @@ Example spec (see ``experiments/``):
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Hashable
@@ -321,9 +322,19 @@ def _problems(spec: SearchSpec) -> list[str]:
     for key in spec.space:
         if key != ALL and key not in spec.variants:
             problems.append(f"space.{key}: not one of the spec's variants ({', '.join(spec.variants)}) or '{ALL}'")
-    for variant in (v for v in spec.variants if v in known):
+    usable = [v for v in spec.variants if v in known]
+    names = {v: set(get_variant(v).param_names()) for v in usable}
+    # A name under `all` that no variant has: one line for it, not one per variant.
+    nowhere = [k for k in spec.space.get(ALL, {}) if usable and not any(k in n for n in names.values())]
+    for key in nowhere:
+        close = difflib.get_close_matches(key, sorted(set().union(*names.values())), n=2)
+        problems.append(f"space.{ALL}.{key}: no variant of this search has such a hyperparameter"
+                        f"{'; did you mean ' + ' or '.join(close) + '?' if close else ''} "
+                        "(`zsl-search variants NAME` lists a variant's)")
+    for variant in usable:
         before = len(problems)
-        space = _resolve(variant, spec._entries(variant), problems)
+        entries = {k: e for k, e in spec._entries(variant).items() if not (k in nowhere and e[1] == f"space.{ALL}.")}
+        space = _resolve(variant, entries, problems)
         if len(problems) == before:
             spec._spaces[variant] = space  # resolved once, here
     try:
@@ -431,7 +442,10 @@ def load_spec(path: str | Path) -> SearchSpec:
     try:
         data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
-        raise SpecError([f"file not found: {path}"], str(path)) from None
+        raise SpecError(["file not found"], str(path)) from None
+    except IsADirectoryError:
+        raise SpecError(["a directory, not a spec file; name the YAML file in it (experiments/*.yaml, say)"],
+                        str(path)) from None
     except (OSError, yaml.YAMLError) as e:
         raise SpecError([f"cannot read YAML: {_yaml_problem(e)}"], str(path)) from None
     except UnicodeDecodeError:

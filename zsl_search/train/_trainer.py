@@ -9,6 +9,7 @@ import io
 import math
 import pickle
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,7 +28,20 @@ if TYPE_CHECKING:
     from ..data import Split
     from ..eval import EvalResult
 
-__all__ = ["Trainer", "TrainResult", "train", "pretrain_classifier"]
+__all__ = ["Trainer", "TrainResult", "train", "pretrain_classifier", "check_checkpoint"]
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """``path`` when it can hold a checkpoint `Trainer.save` wrote, judged without reading it
+    whole (its zip directory: `torch.save`'s format); else `ConfigError` naming it. For saying
+    "resuming from" only about a file that is one; `Trainer.load` still checks what is inside."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; a checkpoint is a file (e.g. run.pt)")
+    if path.exists() and not zipfile.is_zipfile(path):
+        raise ConfigError(f"{path}: not a zsl-search checkpoint (not a torch.save file); name another file, "
+                          "or delete this one to start afresh")
+    return path
 
 
 def pretrain_classifier(train_x: torch.Tensor, train_y: torch.Tensor, n_seen: int, *, epochs: int, seed: int,
@@ -345,9 +359,7 @@ class Trainer:
         Everything is read onto the CPU: `load_state_dict` then copies weights and optimizer
         state to the parameters' device, while ``Generator.set_state`` accepts only a CPU
         ByteTensor, so a state mapped to CUDA would make every resume on a GPU fail."""
-        path = Path(path)
-        if path.is_dir():
-            raise ConfigError(f"{path}: is a directory; a checkpoint is a file (e.g. run.pt)")
+        path = check_checkpoint(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)
         except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError) as e:
