@@ -238,7 +238,8 @@ def test_finalize_prints_the_finalists_it_retrained_not_a_higher_ranked_cut_shor
 
     def row(rank: int, tid: str, status: str, test_h: float | None) -> dict:
         return {"rank": rank, "trial_id": tid, "variant": "cgan", "status": status, "H": 0.9 - rank / 10, "U": 0.5,
-                "S": 0.5, "zsl_acc": 0.5, "epochs": 3, "pareto": rank == 1, "params": {"lr": rank / 1000},
+                "S": 0.5, "zsl_acc": 0.5, "epochs": 3, "pareto": rank == 1,
+                "config_json": json.dumps({"hidden": 64, "lr_g": rank / 1000}),
                 "test_H_mean": test_h, "test_H_std": 0.0 if test_h is not None else None}
 
     board = [row(1, "cut", "INTERRUPTED", None), row(2, "best", "COMPLETE", 0.61), row(3, "next", "EARLY_STOPPED", 0.5)]
@@ -249,6 +250,10 @@ def test_finalize_prints_the_finalists_it_retrained_not_a_higher_ranked_cut_shor
     header, *lines = out.splitlines()
     assert header.split()[:2] == ["rank", "trial_id"] and len(lines) == 1
     assert lines[0].split()[:3] == ["2", "best", "cgan"] and "0.61" in lines[0]
+    from zsl_search.leaderboard import format_rows
+
+    shown = format_rows(board, fmt="table").splitlines()  # what `leaderboard show` prints for it
+    assert lines[0].split() == next(line.split() for line in shown if line.split()[1] == "best")  # same key params
 
 
 def test_a_benchmark_without_defaults_of_its_own_is_accepted_as_reference(cli, demo_dir: Path) -> None:

@@ -235,7 +235,22 @@ def _interrupt_once_reported(driver: subprocess.Popen, experiment: Path, send) -
     return driver.communicate(timeout=240)
 
 
-def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tmp_path: Path) -> None:
+def _saved_checkpoints(experiment: Path) -> dict[str, str]:
+    """``{trial_id: checkpoint name}`` of the trials whose newest saved Tune state names a checkpoint."""
+    import ray.cloudpickle
+
+    state = json.loads(sorted(experiment.glob("experiment_state-*.json"))[-1].read_text())
+    named = {}
+    for trial, meta in state["trial_data"]:
+        manager = ray.cloudpickle.loads(bytes.fromhex(json.loads(meta)["checkpoint_manager"]["value"]))
+        result = manager.latest_checkpoint_result
+        if result is not None and result.checkpoint is not None:
+            named[json.loads(trial)["trial_id"]] = Path(result.checkpoint.path).name
+    assert named, "no trial's saved state names a checkpoint; signal the driver later"
+    return named
+
+
+def test_sigterm_to_the_group_then_a_killed_driver_then_resume_account_for_every_trial_once(tmp_path: Path) -> None:
     storage = tmp_path / "results"
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump({
@@ -267,9 +282,11 @@ def test_sigint_then_a_killed_driver_then_resume_account_for_every_trial_once(tm
     # A driver killed just after Tune replaced a trial's checkpoint by the next epoch's, before
     # the state naming the new one reached storage: the saved state names a deleted checkpoint.
     # Made here, not left to the luck of timing (SIGKILL below lands in that moment at times):
-    # one trial keeps only the checkpoint of its last logged epoch, one index on.
-    trial_dir = next((storage / "intr").glob(f"{sorted(reported)[0]}-*"))
-    last = json.loads((trial_dir / "result.json").read_text().splitlines()[-1])["checkpoint_dir_name"]
+    # one trial keeps only the checkpoint its saved state names, one index on. (Not read from its
+    # result log: a signal can land after Tune logged a result and before it registered that
+    # result's checkpoint, and the state then names none for that trial.)
+    tid, last = next(iter(_saved_checkpoints(storage / "intr").items()))
+    trial_dir = next((storage / "intr").glob(f"{tid}-*"))
     for path in trial_dir.glob("checkpoint_*"):
         if path.name != last:
             shutil.rmtree(path)  # older ones, and any a worker wrote but never got to report

@@ -79,7 +79,11 @@ _EXIT_AT_ONCE_WITHOUT_RAY = {"search"}
 
 def console() -> None:
     """The ``zsl-search`` executable: `main`, then the exit."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # landed while `main` returned, past its own handler
+        print("zsl-search: interrupted", file=sys.stderr)
+        code = 130
     used_ray = "ray" in sys.modules  # imported at all: its exit hooks run, whatever state it is in
     code = _stop_ray(code)
     try:

@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from ..search._finalize import FINALIZABLE
 
     rows = finalize(args.uri, args.search, top_k=args.top_k, seeds=args.seeds, address=args.address)
-    # The finalists (chosen as finalize chose them), with their leaderboard ranks: a trial cut
-    # short (INTERRUPTED) may rank above them, and was not retrained.
-    finalists = [r for r in rows if r["status"] in FINALIZABLE][:args.top_k]
-    print(format_rows(finalists, fmt="table"), end="")
+    # The finalists (chosen as finalize chose them), with their leaderboard ranks and key params:
+    # a trial cut short (INTERRUPTED) may rank above them, and was not retrained.
+    finalists = {r["trial_id"] for r in [r for r in rows if r["status"] in FINALIZABLE][:args.top_k]}
+    print(format_rows(rows, fmt="table", trials=finalists), end="")
     return 0

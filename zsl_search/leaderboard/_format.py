@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,7 +24,8 @@ Row = Mapping[str, Any]
 
 
 def format_rows(
-    rows: Sequence[Row], *, fmt: Format = "table", top: int | None = None, variant: str | None = None
+    rows: Sequence[Row], *, fmt: Format = "table", top: int | None = None, variant: str | None = None,
+    trials: Collection[str] | None = None,
 ) -> str:
     """Render leaderboard rows (as from `read_rows`, already in rank order).
 
@@ -35,6 +36,8 @@ def format_rows(
             status, key params).
         top: keep only the first ``top`` rows (after the variant filter).
         variant: keep only rows of this GAN variant.
+        trials: keep only the rows of these trial ids (their key params still chosen among all
+            ``rows``, as `leaderboard show` shows them).
 
     Raises:
         LeaderboardError: unknown ``fmt`` or a negative ``top``.
@@ -43,7 +46,8 @@ def format_rows(
         raise LeaderboardError(f"unknown leaderboard format {fmt!r}; use one of {', '.join(FORMATS)}")
     if top is not None and top < 0:
         raise LeaderboardError(f"top={top} is negative; pass a row count >= 0")
-    selected = [r for r in rows if variant is None or r.get("variant") == variant]
+    selected = [r for r in rows if (variant is None or r.get("variant") == variant)
+                and (trials is None or r.get("trial_id") in trials)]
     if top is not None:
         selected = selected[:top]
     if fmt == "csv":  # every column, in the stored order: the header even with no row to show

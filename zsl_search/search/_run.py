@@ -87,8 +87,8 @@ class _DropTuneNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         if message.startswith(self._STOPPING):
-            print("zsl-search: stopping: the trials stop and the search's state is saved (Ctrl-C again stops at "
-                  "once; the state saved before stands)", file=sys.stderr, flush=True)
+            print("zsl-search: stopping: the trials stop and the search's state is saved (a second Ctrl-C or "
+                  "SIGTERM stops at once; the state saved before stands)", file=sys.stderr, flush=True)
             return False
         return not message.startswith(self._NOISE)
 

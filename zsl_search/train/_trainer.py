@@ -39,8 +39,8 @@ def check_checkpoint(path: str | Path) -> Path:
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory; a checkpoint is a file (e.g. run.pt)")
     if path.exists() and not zipfile.is_zipfile(path):
-        raise ConfigError(f"{path}: not a zsl-search checkpoint (not a torch.save file); name another file, "
-                          "or delete this one to start afresh")
+        raise ConfigError(f"{path}: not a zsl-search checkpoint (not a torch.save file); name another file "
+                          "(this one is left as it is)")
     return path
 
 
