@@ -553,3 +553,14 @@ def test_a_feature_file_that_is_a_directory_is_called_one(tmp_path, capsys):
     assert main(["data", "info", str(root)]) == 2
     assert capsys.readouterr().err == (f"zsl-search: error: {root / 'res101.mat'}: is a directory, not a file; "
                                        "put the xlsa17 file there or run `zsl-search data synth`\n")
+
+
+def test_cli_synth_names_every_file_it_wrote(tmp_path: Path, capsys) -> None:
+    from zsl_search.cli import main
+
+    out = tmp_path / "syn"
+    assert main(["data", "synth", str(out), "--scale", "0.2"]) == 0
+    said = capsys.readouterr().out
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["att_splits.mat", "res101.mat", "synth.json", "zsl-dataset.json"]
+    assert said.startswith(f"wrote {out}/: ") and all(name in said for name in written)

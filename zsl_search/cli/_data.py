@@ -95,7 +95,8 @@ def run_synth(args: argparse.Namespace) -> int:
     kwargs = {} if args.feat_dim is None else {"feat_dim": args.feat_dim}
     root = synthesize(args.out, preset=preset, like=args.like, att_file=args.att_file, scale=args.scale,
                       seed=args.seed, mat_format=args.mat_format, **kwargs)
-    print(f"wrote {root / 'res101.mat'} and {root / 'att_splits.mat'}")
+    print(f"wrote {root}/: res101.mat and att_splits.mat (the xlsa17 layout), zsl-dataset.json (its name and "
+          "defaults) and synth.json (how it was made, which lets data synth write over it again)")
     return 0
 
 
