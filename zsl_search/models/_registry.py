@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import math
@@ -186,7 +187,9 @@ def check_defaults_name(name: str | None, *, where: str) -> None:
     if name is None or name.upper() in ("REFERENCE", *KNOWN_DATASETS) or name.upper() in defaults_names():
         return
     bare = sorted(set(KNOWN_DATASETS) - set(defaults_names()))  # benchmarks that get them
-    raise ConfigError(f"{where}: no variant has defaults called {name!r}; use one of "
+    close = difflib.get_close_matches(name.upper(), [*defaults_names(), *bare], n=1)
+    guess = f" (did you mean {close[0]}?)" if close else ""
+    raise ConfigError(f"{where}: no variant has defaults called {name!r}{guess}; use one of "
                       f"{', '.join(defaults_names())}, or 'reference' (the f-CLSWGAN settings, which a dataset "
                       f"with no defaults of its own gets, as {' and '.join(bare) or 'any other'} does)")
 
