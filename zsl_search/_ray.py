@@ -37,7 +37,8 @@ def init_ray(address: str | None) -> None:
         return
     for attempt in range(3):
         try:
-            with _quiet_local_start(), signals_deferred(signal.SIGINT, signal.SIGTERM), _ray_group_of_its_own():
+            with (_quiet_local_start(), signals_deferred(signal.SIGINT, signal.SIGTERM),
+                  _ray_group_of_its_own()):
                 ray.init(address="local", include_dashboard=False, log_to_driver=False)
             return
         except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one

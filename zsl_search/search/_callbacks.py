@@ -300,7 +300,8 @@ class TrialLedger(Callback):
         what = {"time_budget": "stopped by the time budget", "interrupted": "interrupted",
                 "data_error": "stopped by the data error", "finished": "ended"}
         for why, n in unreported.items():
-            tail = f" ({'they start' if n != 1 else 'it starts'} again on `search resume`)" if why == "interrupted" else ""
+            again = f" ({'they start' if n != 1 else 'it starts'} again on `search resume`)"
+            tail = again if why == "interrupted" else ""
             notes.append(f"{n} trial{'s' if n != 1 else ''} {what[why]} before {'their' if n != 1 else 'its'} "
                          f"first epoch{tail}")
         if self.failed_early:

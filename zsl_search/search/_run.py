@@ -596,11 +596,12 @@ def resume_search(name: str, *, storage: str, address: str | None = None, progre
 
 
 def _searches_there(storage: str) -> str:
-    from ..leaderboard import LeaderboardError, list_searches
+    from ..leaderboard._reader import search_names
+    from ..storage import open_existing
 
     try:
-        names = [entry["name"] for entry in list_searches(storage)]
-    except (StorageError, LeaderboardError):
+        names = search_names(open_existing(storage))  # one listing: the names alone, no entry read
+    except StorageError:
         names = []
     return f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
 
