@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/zsl-search leaderboard show ./zsl-results --search $$name --top 10
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -18,6 +18,21 @@ from pathlib import Path
 import pytest
 from _ports import free_ports
 
+# ---------------------------------------------------------------- order
+
+# The slowest modules first (by their time in a `make test`): its two test processes take whole
+# modules as they become free (`--dist loadscope`), and xdist's own order, most tests first,
+# left these, with few but long end-to-end tests each, for last: one process idle for minutes
+# while the other finished them. Longest first is what keeps both busy to the end.
+_SLOWEST_MODULES = ("test_search_resume", "test_cluster", "test_search", "test_search_s3", "test_search_endings",
+                    "test_data_extract", "test_store", "test_train")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: each module's own order kept
+
+
 # ---------------------------------------------------------------- S3 (SeaweedFS)
 
 # SeaweedFS without an identity file accepts some anonymous requests but rejects signed multipart
@@ -217,6 +232,13 @@ def demo_split(demo_dir: Path):
     from zsl_search.data import load_xlsa, make_split
 
     return make_split(load_xlsa(demo_dir), "validation", seed=0)
+
+
+@pytest.fixture
+def fragile(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test-only `fragile` variant (tests/_fragile_variant.py) as a plugin of the search."""
+    monkeypatch.setenv("ZSL_SEARCH_PLUGINS", "_fragile_variant")
+    return "fragile"
 
 
 @pytest.fixture(scope="session", autouse=True)

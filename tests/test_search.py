@@ -1,6 +1,6 @@
 """Searches end to end on real Ray: leaderboard, honest Optuna bookkeeping, finalize, and the
-guarantee that a validation search never reads test samples (endings and resume:
-test_search_endings.py)."""
+guarantee that a validation search never reads test samples (how searches end:
+test_search_endings.py; interrupts and resume: test_search_resume.py)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ from zsl_search.leaderboard import pending_searches, read_leaderboard, read_rows
 from zsl_search.search import load_spec, run_search
 from zsl_search.storage import open_storage
 
+from _searches import sigterm_once
+
 
 def _spec(path: Path, storage: str, name: str, trials: int, epochs: int = 2) -> Path:
     spec = {
@@ -40,18 +42,19 @@ def _zsl(*args: str, env: dict | None = None, timeout: float = 300) -> subproces
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def test_two_searches_on_s3_and_the_cli_reads_them_back(s3_server, ray_local, tmp_path: Path, capsys) -> None:
+def test_two_searches_on_s3_and_the_cli_reads_them_back(s3_server, ray_local, tmp_path: Path, capfd) -> None:
     from zsl_search.cli import main
 
     def show(*args: str) -> str:  # the CLI's reading side, in-process
         assert main(["leaderboard", "show", *args]) == 0
-        return capsys.readouterr().out
+        return capfd.readouterr().out
 
     storage = f"s3://{s3_server.make_bucket('zsl-search-runs')}/team-a"
     # One search through the command line, one through the library, to the same prefix.
-    r = _zsl("search", "run", str(_spec(tmp_path / "alpha.yaml", storage, "alpha", 2, epochs=1)))
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "search alpha: 2 trials in" in r.stdout
+    code = main(["search", "run", str(_spec(tmp_path / "alpha.yaml", storage, "alpha", 2, epochs=1))])
+    cli = capfd.readouterr()
+    assert code == 0, cli.err[-3000:]
+    assert "search alpha: 2 trials in" in cli.out
     run_search(load_spec(_spec(tmp_path / "beta.yaml", storage, "beta", 1, epochs=1)), progress=False)
     for name, trials in (("alpha", 2), ("beta", 1)):  # neither clobbered the other
         table = read_leaderboard(storage, name)
@@ -66,7 +69,7 @@ def test_two_searches_on_s3_and_the_cli_reads_them_back(s3_server, ray_local, tm
     assert store.exists("alpha/optuna.journal") and store.exists("alpha/spec.yaml")
     assert store.exists("alpha/leaderboard.csv") and store.exists("alpha/leaderboard.md")
     assert any(k.startswith("alpha/") and "events.out.tfevents" in k for k in store.list("alpha/"))
-    assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in shown + listing + r.stdout + r.stderr
+    assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in shown + listing + cli.out + cli.err
 
 
 def test_an_s3_outage_mid_search_loses_no_rows(s3_server, ray_local, tmp_path: Path, capfd,
@@ -114,40 +117,41 @@ def test_an_s3_outage_mid_search_loses_no_rows(s3_server, ray_local, tmp_path: P
     assert again.returncode == 0 and again.stdout.strip() == "nothing to sync", again.stdout + again.stderr
 
 
-def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_server, tmp_path: Path) -> None:
-    import signal
-
-    storage = f"s3://{s3_server.make_bucket('zsl-resume')}/runs"
-    spec = _spec(tmp_path / "r.yaml", storage, "again", 8, epochs=3)  # long enough to be caught running
-    driver = subprocess.Popen([sys.executable, "-m", "zsl_search.cli", "search", "run", str(spec)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and driver.poll() is None:
-        try:
-            if read_rows(storage, "again"):
-                break  # one trial has ended: the others are still to run
-        except Exception:  # noqa: BLE001 - nothing written yet
-            pass
-        time.sleep(0.2)
-    assert driver.poll() is None, driver.communicate()[1][-3000:]
-    # Its driver is alive: finalize (and a second driver, which checks the same) is refused.
+def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_server, ray_local, tmp_path: Path,
+                                                                       capfd) -> None:
+    from zsl_search.cli import main
     from zsl_search.search._running import check_not_running
 
-    with pytest.raises(Exception, match="search 'again' is still running"):
-        check_not_running(storage, "again", then="wait")
-    refused = _zsl("finalize", storage, "--search", "again", "--top-k", "1", "--seeds", "1")
-    assert driver.poll() is None, "the search ended before finalize was tried; give it more trials"
-    assert refused.returncode == 2 and "search 'again' is still running" in refused.stderr, refused.stderr[-3000:]
-    driver.send_signal(signal.SIGINT)
-    _, err = driver.communicate(timeout=240)
-    assert driver.returncode == 130, err[-3000:]
+    storage = f"s3://{s3_server.make_bucket('zsl-resume')}/runs"
+    spec = _spec(tmp_path / "r.yaml", storage, "again", 4, epochs=3)  # one at a time: 3 left when the first ends
+    refusals: list[str] = []
+
+    def refused_while_running() -> bool:  # polled by the signal's thread, while the search runs
+        try:
+            if not read_rows(storage, "again"):
+                return False  # one trial has ended: the others are still to run
+        except Exception:  # noqa: BLE001 - nothing written yet
+            return False
+        # Its driver is alive: finalize (and a second driver, which checks the same) is refused.
+        try:
+            check_not_running(storage, "again", then="wait")
+        except Exception as e:  # noqa: BLE001 - asserted below
+            refusals.append(str(e))
+        refusals.append(str(main(["finalize", storage, "--search", "again", "--top-k", "1", "--seeds", "1"])))
+        return True
+
+    with sigterm_once(refused_while_running):
+        code = main(["search", "run", str(spec)])
+    err = capfd.readouterr().err
+    assert code == 130, err[-3000:]  # interrupted: the refusals above came while it ran
+    assert len(refusals) == 2 and "search 'again' is still running" in refusals[0] and refusals[1] == "2", refusals
+    assert "zsl-search: error: search 'again' is still running" in err  # finalize's one line
     command = f"zsl-search search resume again --storage {storage}"
     assert command in err
-    resumed = _zsl(*command.split()[1:])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "the search ran its whole budget" in resumed.stdout
+    assert main(command.split()[1:]) == 0, capfd.readouterr().err[-3000:]
+    assert "the search ran its whole budget" in capfd.readouterr().out
     rows = read_rows(storage, "again")
-    assert len(rows) == 8 and len({r["trial_id"] for r in rows}) == 8  # every trial exactly once
+    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4  # every trial exactly once
     assert all(r["status"] == "COMPLETE" for r in rows), [(r["trial_id"], r["status"]) for r in rows]
     assert not open_storage(storage).exists("_running/again.json")  # the ended driver took its marker away
 
