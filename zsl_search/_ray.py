@@ -55,7 +55,7 @@ def _ray_group_of_its_own() -> Iterator[None]:
     """Local Ray's processes (GCS, raylet and, through it, the trial workers) started in a
     process group of their own, this driver back in its own group once they run.
 
-    `timeout`, a batch scheduler or ``kill -TERM -- -PGID`` signal a whole process group: the
+    `timeout`, a scheduler or ``kill -TERM -- -PGID`` signal a whole process group: the
     driver would stop the search and save its state, as on Ctrl-C, while the same SIGTERM
     killed the GCS under it (Ray blocks only SIGINT in its processes). Left as they are where
     that cannot be done, or must not: a driver that leads its group (a job of an interactive
