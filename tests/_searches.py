@@ -50,10 +50,12 @@ def sigterm_once(ready: Callable[[], bool]) -> Iterator[None]:
             os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sender = threading.Thread(target=send, daemon=True)
     try:
-        threading.Thread(target=send, daemon=True).start()
+        sender.start()
         yield
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         done.set()
+        sender.join()  # a signal it is about to send still lands on SIG_IGN, never on `previous`
         signal.signal(signal.SIGTERM, previous)
