@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import ray
+from ray._common.utils import get_default_ray_temp_dir
 from ray.cluster_utils import Cluster
 from test_data_extract import SETTINGS
 
@@ -19,6 +20,9 @@ from zsl_search.data import extract
 
 def main(images: str, out: str) -> None:
     temp_dir = Path(tempfile.mkdtemp(prefix="ze-", dir="/tmp"))  # short: Ray's socket paths live under it
+    # Cluster writes its address to Ray's default temp dir (/tmp/ray) whatever temp_dir its nodes
+    # use, and fails where no Ray has run on this machine yet (a fresh CI machine).
+    Path(get_default_ray_temp_dir()).mkdir(parents=True, exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
                                                             "temp_dir": str(temp_dir)})
     for _ in range(2):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import ray
+from ray._common.utils import get_default_ray_temp_dir
 from ray.cluster_utils import Cluster
 
 from zsl_search.search import parse_spec, run_search
@@ -58,6 +59,9 @@ def kill_a_worker_mid_trial(cluster: Cluster, workers: list, temp_dir: Path, see
 
 def main(storage: str) -> None:
     temp_dir = Path(tempfile.mkdtemp(prefix="zm-", dir="/tmp"))  # short: Ray's socket paths live under it
+    # Cluster writes its address to Ray's default temp dir (/tmp/ray) whatever temp_dir its nodes
+    # use, and fails where no Ray has run on this machine yet (a fresh CI machine).
+    Path(get_default_ray_temp_dir()).mkdir(parents=True, exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "include_dashboard": False, "temp_dir": str(temp_dir),
         # Detect the lost node in about a second instead of Ray's default 15 s.

@@ -112,9 +112,11 @@ def _descendants(pid: int) -> list[int]:
 
 def _stop_tree(proc: subprocess.Popen[bytes]) -> None:
     """Stop `ray start --block` and every process it started, by pid. Never `ray stop`: it kills
-    every Ray process of this user on the machine, other sessions' included."""
+    every Ray process of this user on the machine, other sessions' included. SIGTERM gets a
+    short grace only: `ray start --block`, its GCS and a dashboard process were still alive 20 s
+    after one (measured), so a longer wait only delayed the SIGKILL."""
     pids = [proc.pid, *_descendants(proc.pid)]
-    for sig, grace_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+    for sig, grace_s in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
