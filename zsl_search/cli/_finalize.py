@@ -19,11 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..leaderboard import format_rows
     from ..search import finalize
-    from ..search._finalize import FINALIZABLE
+    from ..search._finalize import finalist_rows
 
     rows = finalize(args.uri, args.search, top_k=args.top_k, seeds=args.seeds, address=args.address)
-    # The finalists (chosen as finalize chose them), with their leaderboard ranks and key params:
-    # a trial cut short (INTERRUPTED) may rank above them, and was not retrained.
-    finalists = {r["trial_id"] for r in [r for r in rows if r["status"] in FINALIZABLE][:args.top_k]}
+    # The finalists (chosen as finalize chose them), with their leaderboard ranks and key params.
+    finalists = {r["trial_id"] for r in finalist_rows(rows, args.top_k)}
     print(format_rows(rows, fmt="table", trials=finalists), end="")
     return 0

@@ -53,13 +53,19 @@ def _final_run(*, source: Any, search: str, cache_dir: str, variant: str, params
     return {**result.metrics, "steps": result.steps}
 
 
+def finalist_rows(rows: list[dict[str, Any]], top_k: int) -> list[dict[str, Any]]:
+    """The rows finalize retrains: the ``top_k`` best (``rows`` in rank order) of the trials that
+    ended one of `FINALIZABLE` (a trial cut short, INTERRUPTED, may rank above them)."""
+    return [r for r in rows if r["status"] in FINALIZABLE][:top_k]
+
+
 def _finalists(rows: list[dict[str, Any]], *, spec: Any, search: str, top_k: int) -> list[dict[str, Any]]:
     from ..errors import ConfigError
 
     if spec.select_on_test or any(r.get("selected_on_test") for r in rows):
         raise ConfigError(f"search {search!r} selected its hyperparameters on the test split (select_on_test); "
                           "finalize reports only validation-selected searches: run it with protocol: validation")
-    chosen = [r for r in rows if r["status"] in FINALIZABLE][:top_k]
+    chosen = finalist_rows(rows, top_k)
     if not chosen:
         raise ConfigError(f"search {search!r} has no trial that ended {', '.join(FINALIZABLE)}; nothing to finalize")
     stale = [r["trial_id"] for r in chosen if any(r.get(k) is None for k in ("best_step", "schedule_steps", "cls_steps"))]
