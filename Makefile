@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# Two test processes: most of the suite's time is spent waiting (Ray start-up, subprocess CLIs),
-# so two workers halve it even on 2 cores. `make test TEST_WORKERS=0` runs in one process.
+# Two test processes, one per core: the suite is CPU-bound (both cores 96% busy on December 7),
+# half of it Ray worker processes importing torch and Tune; a third process was no faster.
+# `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
 
 .PHONY: demo test bench clean
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
 	@# Byte-compiled here on every core at once: pip compiles file by file (a minute of the install
-	@# on 2 cores), and without .pyc files (PYTHONDONTWRITEBYTECODE=1 writes none later) every
+	@# on 2 cores), and without .pyc files (where PYTHONDONTWRITEBYTECODE=1 is set, as on the project machines, Python writes none later) every
 	@# import of torch and Ray would compile them again. Files that are not Python 3.11 (package
 	@# templates) are skipped, as pip skips them.
 	$(PY) -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path('purelib'), quiet=2, workers=0)"
