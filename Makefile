@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
-	@# Byte-compiled here on every core at once: pip compiles file by file (a minute of the install
-	@# on 2 cores), and without .pyc files (where PYTHONDONTWRITEBYTECODE=1 is set, as on the project machines, Python writes none later) every
-	@# import of torch and Ray would compile them again. Files that are not Python 3.11 (package
-	@# templates) are skipped, as pip skips them.
+	@# Byte-compiled here on every core at once: pip compiles file by file (a minute of the
+	@# install on 2 cores). Without .pyc files every import of torch and Ray would compile them
+	@# again where PYTHONDONTWRITEBYTECODE=1 is set, as on the project machines. Files that are
+	@# not Python 3.11 (package templates) are skipped, as pip skips them.
 	$(PY) -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path('purelib'), quiet=2, workers=0)"
 	touch $(STAMP)
 
