@@ -7,15 +7,13 @@ feature stores alive just before the kill and at the end, the lost node, and the
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import ray
-from ray._common.utils import get_default_ray_temp_dir
+from _clusters import head_only_cluster
 from ray.cluster_utils import Cluster
 
 from zsl_search.search import parse_spec, run_search
@@ -58,21 +56,14 @@ def kill_a_worker_mid_trial(cluster: Cluster, workers: list, temp_dir: Path, see
 
 
 def main(storage: str) -> None:
-    temp_dir = Path(tempfile.mkdtemp(prefix="zm-", dir="/tmp"))  # short: Ray's socket paths live under it
-    # Cluster writes its address to Ray's default temp dir (/tmp/ray) whatever temp_dir its nodes
-    # use, and fails where no Ray has run on this machine yet (a fresh CI machine).
-    Path(get_default_ray_temp_dir()).mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "include_dashboard": False, "temp_dir": str(temp_dir),
-        # Detect the lost node in about a second instead of Ray's default 15 s.
-        "_system_config": {"health_check_period_ms": 200, "health_check_failure_threshold": 3},
-    })
-    workers = [cluster.add_node(num_cpus=1, num_gpus=1),  # a "GPU" node: only the resource is fake
-               cluster.add_node(num_cpus=1)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    seen: dict = {}
-    try:
+    # Detect the lost node in about a second instead of Ray's default 15 s.
+    health = {"health_check_period_ms": 200, "health_check_failure_threshold": 3}
+    with head_only_cluster("zm-", _system_config=health) as (cluster, temp_dir):
+        workers = [cluster.add_node(num_cpus=1, num_gpus=1),  # a "GPU" node: only the resource is fake
+                   cluster.add_node(num_cpus=1)]
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        seen: dict = {}
         spec = parse_spec({
             "name": "multinode",
             "dataset": {"path": "demo"},
@@ -98,11 +89,6 @@ def main(storage: str) -> None:
             "ending": result.ending,
             "max_epochs": MAX_EPOCHS,
         }))
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main(sys.argv[1])
