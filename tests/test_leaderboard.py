@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -511,7 +513,7 @@ def test_cli_show_of_a_search_folder_points_at_its_storage_root(tmp_path: Path, 
 
 def test_cli_show_and_plot_say_the_search_name_rule_of_search_run(tmp_path: Path, capsys) -> None:
     from zsl_search.cli import main
-    from zsl_search.search._spec import SEARCH_NAME_RULE
+    from zsl_search._names import SEARCH_NAME_RULE
 
     root = tmp_path / "res"
     LeaderboardWriter(str(root), "srch").write(sample_rows())
@@ -521,3 +523,17 @@ def test_cli_show_and_plot_say_the_search_name_rule_of_search_run(tmp_path: Path
         assert capsys.readouterr().err == (f"zsl-search: error: 'My.Search' is not a search name ({SEARCH_NAME_RULE}); "
                                            "searches there: srch\n")
     assert not (tmp_path / "plots").exists()
+
+
+def test_reading_results_imports_neither_torch_nor_ray(tmp_path: Path) -> None:
+    # `leaderboard show` and `plot` only read tables: importing torch for them cost 2.3 s a command.
+    root = tmp_path / "res"
+    LeaderboardWriter(str(root), "srch").write(sample_rows())
+    code = ("import sys; from zsl_search.cli import main; "
+            f"codes = [main(['leaderboard', *a]) for a in ({['show', str(root)]!r}, {['show', str(root), '--search', 'srch']!r}, "
+            f"{['plot', str(root), '--search', 'srch', '--out', str(tmp_path / 'plots')]!r}, {['show', str(root), '--search', 'No.Such']!r})]; "
+            "assert codes == [0, 0, 0, 2], codes; "
+            "assert not {'torch', 'ray'} & set(sys.modules), sorted({'torch', 'ray'} & set(sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "srch" in done.stdout and list((tmp_path / "plots").glob("*.png"))

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_show(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..leaderboard import format_rows, format_searches, list_searches, read_rows
-    from ..search._run import check_search_name
+    from .._names import check_search_name
 
     if args.top is not None and args.top < 1:
         raise ConfigError(f"--top {args.top}: must be >= 1 (the number of best trials to show)")
@@ -65,7 +65,7 @@ def _check_not_a_search_folder(uri: str) -> None:
     """A search's own folder given where its storage root goes (an easy slip): say so, rather
     than "no searches"."""
     from ..errors import ConfigError
-    from ..search._run import SPEC_FILE
+    from .._names import SPEC_FILE
     from ..storage import open_existing
 
     results = open_existing(uri)
@@ -78,7 +78,7 @@ def _check_not_a_search_folder(uri: str) -> None:
 def run_plot(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..leaderboard import plot_search
-    from ..search._run import check_search_name
+    from .._names import check_search_name
 
     if not args.out.strip():  # Path("") is the current directory: never what was meant
         raise ConfigError("--out is empty; name the directory to write the plots to")

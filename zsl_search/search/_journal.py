@@ -132,7 +132,7 @@ def sync_journals(storage: str, cache_dir: Path) -> tuple[list[str], list[str]]:
     kept, as is any journal of a search no longer in the storage. A running marker left by a
     driver that has ended (the outage kept it from removing it) is removed too."""
     from ..storage import StorageNotFound, is_remote, open_storage
-    from ._run import SPEC_FILE
+    from .._names import SPEC_FILE
     from ._running import clear_stale
 
     if not is_remote(storage):

@@ -27,12 +27,12 @@ from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecE
 from .._ray import init_ray as _init_ray, log_filters, signals_deferred
 from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
-from ._spec import SEARCH_NAME, SEARCH_NAME_RULE, SearchSpec, parse_spec
+from .._names import SPEC_FILE, check_search_name, searches_there as _searches_there
+from ._spec import SearchSpec, parse_spec
 from ._tune_state import keep_tune_state, repair_tune_state
 
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
 
-SPEC_FILE = "spec.yaml"
 
 Ending = Literal["finished", "time_budget", "interrupted"]
 ENDINGS: tuple[str, ...] = ("finished", "time_budget", "interrupted")
@@ -593,24 +593,6 @@ def resume_search(name: str, *, storage: str, address: str | None = None, progre
             "cannot be resumed, since its Tune state and Optuna journal name the old place (its leaderboard "
             "reads anywhere)")
     return run_search(spec, address=address, resume=True, progress=progress)
-
-
-def _searches_there(storage: str) -> str:
-    from ..leaderboard._reader import search_names
-    from ..storage import open_existing
-
-    try:
-        names = search_names(open_existing(storage))  # one listing: the names alone, no entry read
-    except StorageError:
-        names = []
-    return f"searches there: {', '.join(names)}" if names else "no searches there; check the storage"
-
-
-def check_search_name(storage: str, name: str) -> None:
-    """Raise `SearchNotFound` when no search can be called ``name``: it says why, and which
-    searches ``storage`` holds, rather than what the storage makes of such a key."""
-    if not SEARCH_NAME.fullmatch(name):
-        raise SearchNotFound(f"{name!r} is not a search name ({SEARCH_NAME_RULE}); {_searches_there(storage)}")
 
 
 def load_saved_spec(storage: str, name: str) -> SearchSpec:

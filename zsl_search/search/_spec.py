@@ -27,6 +27,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, Vali
                       model_validator)
 
 from .._seed import MAX_SEED
+from .._names import SEARCH_NAME, SEARCH_NAME_RULE
 from ..errors import ConfigError, SpecError, StorageError
 from ..models import Categorical, Distribution, Float, Int, check_defaults_name, get_variant, variant_names
 from ..storage import check_uri
@@ -111,9 +112,6 @@ class RuntimeSpec(_Strict):
     lazy_zsl: bool = True
 
 
-# What a search may be called: it names a folder and an S3 prefix (a DNS-safe label).
-SEARCH_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SEARCH_NAME_RULE = "1-63 lowercase letters, digits and '-', starting with a letter or digit"
 
 
 class SearchSpec(_Strict):
