@@ -8,7 +8,7 @@ import re
 
 from .errors import SearchNotFound, StorageError
 
-__all__ = ["SEARCH_NAME", "SEARCH_NAME_RULE", "SPEC_FILE", "check_search_name"]
+__all__ = ["SEARCH_NAME", "SEARCH_NAME_RULE", "SPEC_FILE", "check_search_name", "searches_there"]
 
 # It names a folder and an S3 prefix (a DNS-safe label).
 SEARCH_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -24,15 +24,14 @@ from typing import Any, Literal, NamedTuple
 import yaml
 
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
+from .._names import SPEC_FILE, check_search_name, searches_there as _searches_there
 from .._ray import init_ray as _init_ray, log_filters, signals_deferred
 from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
-from .._names import SPEC_FILE, check_search_name, searches_there as _searches_there
 from ._spec import SearchSpec, parse_spec
 from ._tune_state import keep_tune_state, repair_tune_state
 
 __all__ = ["run_search", "resume_search", "SearchResult", "ENDINGS"]
-
 
 Ending = Literal["finished", "time_budget", "interrupted"]
 ENDINGS: tuple[str, ...] = ("finished", "time_budget", "interrupted")

@@ -26,8 +26,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, field_validator,
                       model_validator)
 
-from .._seed import MAX_SEED
 from .._names import SEARCH_NAME, SEARCH_NAME_RULE
+from .._seed import MAX_SEED
 from ..errors import ConfigError, SpecError, StorageError
 from ..models import Categorical, Distribution, Float, Int, check_defaults_name, get_variant, variant_names
 from ..storage import check_uri
@@ -110,8 +110,6 @@ class RuntimeSpec(_Strict):
     # The ZSL classifier and retrieval score only the epochs that become a trial's best H (the
     # leaderboard reports them for that epoch alone); per-epoch curves show them there only.
     lazy_zsl: bool = True
-
-
 
 
 class SearchSpec(_Strict):
