@@ -14,6 +14,8 @@ import ray
 from ray._common.utils import get_default_ray_temp_dir
 from ray.cluster_utils import Cluster
 
+from zsl_search._ray import LOCAL_RAY_CONFIG
+
 
 @contextlib.contextmanager
 def head_only_cluster(prefix: str, **head_node_args: Any) -> Iterator[tuple[Cluster, Path]]:
@@ -23,8 +25,10 @@ def head_only_cluster(prefix: str, **head_node_args: Any) -> Iterator[tuple[Clus
     # Cluster writes its address to Ray's default temp dir (/tmp/ray) whatever temp_dir its nodes
     # use, and fails where no Ray has run on this machine yet (a fresh CI machine).
     Path(get_default_ray_temp_dir()).mkdir(parents=True, exist_ok=True)
+    # No idle workers started in advance on the nodes, as the CLI's local Ray: none would be used.
+    config = {**LOCAL_RAY_CONFIG, **head_node_args.pop("_system_config", {})}
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "include_dashboard": False, "temp_dir": str(temp_dir), **head_node_args})
+        "num_cpus": 0, "include_dashboard": False, "temp_dir": str(temp_dir), "_system_config": config, **head_node_args})
     try:
         yield cluster, temp_dir
     finally:

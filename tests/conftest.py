@@ -260,6 +260,8 @@ def ray_local(_hermetic_cache: Path, request: pytest.FixtureRequest) -> Iterator
     server (when SeaweedFS is installed), so in-process searches can use s3:// storage too."""
     import ray
 
+    from zsl_search._ray import LOCAL_RAY_CONFIG
+
     # Workers import the test modules that define remote classes (e.g. test_store.Trial).
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)}
     try:
@@ -268,6 +270,6 @@ def ray_local(_hermetic_cache: Path, request: pytest.FixtureRequest) -> Iterator
         pass
     # address="local": a private instance, never another test process's Ray on this machine.
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=512 * 2**20,
-             runtime_env={"env_vars": env})
+             runtime_env={"env_vars": env}, _system_config=LOCAL_RAY_CONFIG)  # as the CLI starts it
     yield ray
     ray.shutdown()
