@@ -420,6 +420,20 @@ def test_cli_unreachable_address_prints_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_watching_a_job_never_imports_torch() -> None:
+    # `search status`, `logs` and `stop` only talk to the job server: importing torch (the spec
+    # classes') cost them 2.4 s a command.
+    (port,) = free_ports(1)
+    address = f"http://127.0.0.1:{port}"
+    code = ("import sys; from zsl_search.cli import main; "
+            f"codes = [main(['search', a, 'zsl-x-0000', '--address', {address!r}]) for a in ('status', 'logs', 'stop')]; "
+            "assert codes == [2, 2, 2], codes; assert 'torch' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count(f"cannot reach Ray job server at {address}") == 3, done.stderr
+
+
+@pytest.mark.slow  # three Ray nodes in a driver of its own: 45-90 s on 2 cores (`make test-slow`)
 def test_a_search_spreads_over_two_nodes_and_survives_losing_one(s3_server, tmp_path: Path) -> None:
     """Acceptance: on a two-node cluster (one node with fake GPU resources) trials run on both
     nodes, each node loads the features once into its own feature-store actor, and the

@@ -526,13 +526,15 @@ def test_cli_show_and_plot_say_the_search_name_rule_of_search_run(tmp_path: Path
 
 
 def test_reading_results_imports_neither_torch_nor_ray(tmp_path: Path) -> None:
-    # `leaderboard show` and `plot` only read tables: importing torch for them cost 2.3 s a command.
+    # `leaderboard show`, `plot` and `sync` only read and copy tables: importing torch for them
+    # cost 2.3 s a command.
     root = tmp_path / "res"
     LeaderboardWriter(str(root), "srch").write(sample_rows())
     code = ("import sys; from zsl_search.cli import main; "
             f"codes = [main(['leaderboard', *a]) for a in ({['show', str(root)]!r}, {['show', str(root), '--search', 'srch']!r}, "
-            f"{['plot', str(root), '--search', 'srch', '--out', str(tmp_path / 'plots')]!r}, {['show', str(root), '--search', 'No.Such']!r})]; "
-            "assert codes == [0, 0, 0, 2], codes; "
+            f"{['plot', str(root), '--search', 'srch', '--out', str(tmp_path / 'plots')]!r}, {['show', str(root), '--search', 'No.Such']!r}, "
+            f"{['sync', str(root)]!r})]; "
+            "assert codes == [0, 0, 0, 2, 0], codes; "
             "assert not {'torch', 'ray'} & set(sys.modules), sorted({'torch', 'ray'} & set(sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

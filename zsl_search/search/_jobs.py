@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 from .._ray import unreachable
 from ..errors import ClusterError, ConfigError
 from ..storage import backend_for
-from ._spec import load_spec
 
 __all__ = ["submit_search", "job_status", "job_logs", "stop_job"]
 
@@ -75,6 +74,8 @@ def submit_search(
     spec_path = Path(spec_path)
     if max_trials is not None and max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
+    from ._spec import load_spec  # torch, through the variants' parameters: submit only
+
     spec = load_spec(spec_path).override({"storage": storage, "name": name},
                                          source=f"{spec_path} with its command-line flags")
     if not backend_for(spec.storage).is_absolute(spec.storage):
