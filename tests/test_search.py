@@ -168,7 +168,7 @@ def test_a_validation_search_never_reads_test_samples(ray_local, tmp_path: Path)
 
     boards = []
     for root, name in ((clean, "clean"), (poisoned, "poisoned")):
-        spec = tiny(tmp_path / "results", name=name, dataset={"path": str(root)}, scheduler="fifo", max_concurrent=2,
+        spec = tiny(tmp_path / "results", name=name, dataset={"path": str(root)}, scheduler="fifo",
                     sampler={"name": "random", "seed": 3}, budget={"trials": 2, "max_epochs": 4},
                     space={"all": {"hidden": 256, "syn_num": 100, "lr_g": 2.5e-4, "lr_d": 1e-3}})
         run_search(parse_spec(spec), progress=False)
@@ -390,6 +390,33 @@ def test_a_resumed_trial_reporting_an_epoch_again_keeps_the_first_value_without_
             searcher.on_trial_result("t1", {"best_H": value, "training_iteration": step})
     trial = searcher._ot_study.trials[0]
     assert trial.intermediate_values == {1: 0.2, 2: 0.3}
+
+
+def test_a_slow_draw_of_the_sampler_brings_no_tune_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tune times the define-by-run space, Optuna's sampling inside it, and warns past 1 s (TPE
+    # over many trials on a busy machine) that computation belongs in the trainable.
+    import time
+    import warnings
+
+    from zsl_search.search import _optuna
+
+    draw, slowed = _optuna._suggest, []
+
+    def slow(*args):
+        if not slowed:  # one parameter's draw: past 1 s in all
+            slowed.append(time.sleep(1.1))
+        return draw(*args)
+
+    monkeypatch.setattr(_optuna, "_suggest", slow)
+    spec = parse_spec({"name": "slow", "dataset": {"path": "demo"}, "variants": ["cgan"], "storage": str(tmp_path),
+                       "warm_start": False, "budget": {"trials": 2, "max_epochs": 3},
+                       "space": {"cgan": {"lr_g": {"low": 1e-4, "high": 1e-3}}}})
+    searcher = _optuna.make_searcher(spec, journal=tmp_path / "optuna.journal", study_name="slow", dataset="DEMO")
+    searcher.set_search_properties("best_H", "max", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        config = searcher.suggest("t1")
+    assert 1e-4 <= config["cgan"]["lr_g"] <= 1e-3
 
 
 def test_a_trial_the_journal_holds_as_finished_is_not_reported_again(tmp_path: Path) -> None:

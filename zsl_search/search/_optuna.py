@@ -62,6 +62,15 @@ class _PrunedEarlyStopsSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
 
+    def suggest(self, trial_id: str) -> dict | None:
+        # Tune times the define-by-run space around Optuna's own sampling (TPE over every trial so
+        # far) and warns past 1 s that "computation" belongs in the trainable: on a busy machine
+        # that fires for the sampler's work, with nothing for the user to move.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument",
+                                    category=UserWarning)
+            return super().suggest(trial_id)
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self._finished_in_study(trial_id):
             return
