@@ -58,6 +58,7 @@ def _saved_checkpoints(experiment: Path) -> dict[str, str]:
     return named
 
 
+@pytest.mark.slow  # two drivers of its own, each starting Ray: 60-100 s on 2 cores (`make test-slow`)
 def test_sigterm_to_the_group_then_a_killed_driver_then_resume_account_for_every_trial_once(ray_local, tmp_path: Path,
                                                                                             capfd) -> None:
     storage = tmp_path / "results"
