@@ -13,6 +13,7 @@ import torch
 
 from zsl_search.data import (KNOWN_DATASETS, PROTOCOLS, Split, load_xlsa, make_split, read_mat, synthesize,
                              validation_rows, write_mat)
+from zsl_search.data._mat import cellstr_to_list
 from zsl_search.errors import ConfigError, DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +135,9 @@ def test_v5_and_v73_roundtrip(tmp_path, demo):
         write_mat(tmp_path / f"x_{fmt}.mat", {"a": arr, "n": ["ab", "c"]}, mat_format=fmt)
         back = read_mat(tmp_path / f"x_{fmt}.mat")
         assert back["a"].shape == (2, 3) and np.array_equal(back["a"], arr)
+        assert cellstr_to_list(back["n"]) == ["ab", "c"]
+        only = read_mat(tmp_path / f"x_{fmt}.mat", keys=("a", "missing"))  # what load_xlsa asks of res101.mat
+        assert list(only) == ["a"] and np.array_equal(only["a"], arr)
 
 
 def test_split_arrays_roundtrip_zero_copy(demo):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,14 @@ _MATLAB_CLASS = {
 }
 
 
-def read_mat(path: str | Path) -> dict[str, Any]:
-    """Read every variable of a .mat file (v5 or v7.3) in MATLAB's orientation.
+def read_mat(path: str | Path, keys: Collection[str] | None = None) -> dict[str, Any]:
+    """Read the variables of a .mat file (v5 or v7.3) in MATLAB's orientation.
 
     Args:
         path: the .mat file.
+        keys: read only these variables (those the file has); None reads every one. A feature
+            file's ``image_files`` cell is one string per image: in a v7.3 file each is an HDF5
+            object of its own, 9.5 s to read for CUB's 11788 images.
     Returns:
         name -> value. Numeric arrays keep MATLAB's shape (a (D, N) matrix comes back (D, N));
         cell arrays of strings come back as object arrays of str.
@@ -37,19 +41,19 @@ def read_mat(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the dataset directory")
     if h5py.is_hdf5(path):
-        return _read_h5(path)
+        return _read_h5(path, keys)
     try:
-        raw = scipy.io.loadmat(path)
+        raw = scipy.io.loadmat(path, variable_names=None if keys is None else list(keys))
     except Exception as exc:  # scipy raises many types (ValueError, MatReadError, TypeError)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: not a readable MAT-file ({msg}); re-download or regenerate it") from exc
     return {k: v for k, v in raw.items() if not k.startswith("__")}
 
 
-def _read_h5(path: Path) -> dict[str, Any]:
+def _read_h5(path: Path, keys: Collection[str] | None) -> dict[str, Any]:
     try:
         with h5py.File(path, "r") as f:
-            return {k: _h5_value(f, f[k]) for k in f.keys() if not k.startswith("#")}
+            return {k: _h5_value(f, f[k]) for k in f.keys() if not k.startswith("#") and (keys is None or k in keys)}
     except DataError:
         raise
     except Exception as exc:

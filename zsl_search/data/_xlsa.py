@@ -76,7 +76,7 @@ def load_xlsa(root: str | Path, *, semantics: str = _ATT_SPLITS, features: str =
     sem_path = root / semantics
     for p in (feat_path, sem_path):
         _require_file(p, "put the xlsa17 file there or run `zsl-search data synth`")
-    fmat = read_mat(feat_path)
+    fmat = read_mat(feat_path, keys=("features", "labels"))  # not image_files: one string per image
     smat = read_mat(sem_path)
     # locs come from the semantics file when it has all of them, else from att_splits.mat
     split_path, split_mat = sem_path, smat
