@@ -120,7 +120,7 @@ def test_a_search_whose_every_trial_failed_exits_1_and_one_with_a_good_trial_exi
     # Every trial raises in epoch 2, after reporting epoch 1: ERROR rows only, each with an H.
     spec = parse_spec({
         "name": "broken", "dataset": {"path": "demo"}, "variants": [fragile], "space": {fragile: {"fail_at_epoch": 2}},
-        "budget": {"trials": 2, "max_epochs": 3}, "scheduler": "fifo", "max_concurrent": 1, "storage": str(tmp_path),
+        "budget": {"trials": 2, "max_epochs": 3}, "scheduler": "fifo", "max_concurrent": 2, "storage": str(tmp_path),
     })
     result = run_search(spec, progress=False)
     assert [r["status"] for r in result.rows] == ["ERROR", "ERROR"] and result.failed == 2

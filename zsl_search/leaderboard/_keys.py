@@ -10,7 +10,9 @@ __all__ = ["INDEX_PREFIX", "check_search", "index_key", "leaderboard_key"]
 
 INDEX_PREFIX = "_index/"
 # One path segment, so a search is a single directory and an index entry a single file; the
-# leading letter or digit keeps searches apart from "_index".
+# leading letter or digit keeps searches apart from "_index". What a storage key can hold, so
+# looser than what a spec may be called (`zsl_search._names.SEARCH_NAME`, a DNS label): every
+# search's name passes both, and the leaderboard layer needs only this one.
 _SEARCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
