@@ -117,6 +117,7 @@ def test_an_s3_outage_mid_search_loses_no_rows(s3_server, ray_local, tmp_path: P
     assert again.returncode == 0 and again.stdout.strip() == "nothing to sync", again.stdout + again.stderr
 
 
+@pytest.mark.slow  # two searches and a finalize on S3: 25-55 s on 2 cores (`make test-slow`)
 def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_server, ray_local, tmp_path: Path,
                                                                        capfd) -> None:
     from zsl_search.cli import main
@@ -156,6 +157,7 @@ def test_an_interrupted_search_on_s3_resumes_with_the_command_it_prints(s3_serve
     assert not open_storage(storage).exists("_running/again.json")  # the ended driver took its marker away
 
 
+@pytest.mark.slow  # two searches on S3: 20-40 s on 2 cores (`make test-slow`)
 def test_a_search_on_s3_deleted_and_run_again_gives_the_same_numbers(s3_server, ray_local, tmp_path: Path) -> None:
     # The Optuna journal of a search on S3 lives in the local cache while it runs; once the
     # search is deleted from the bucket, a new one of that name must not inherit its trials.
