@@ -34,7 +34,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
-# The end-to-end checks `make test` leaves out (pytest -m slow): a minute or more each on 2 cores.
+# The end-to-end checks `make test` leaves out (pytest -m slow): 20 s to over a minute each on 2 cores.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) -m slow $(PYTEST_ARGS)
 

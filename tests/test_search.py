@@ -403,8 +403,9 @@ def test_a_slow_draw_of_the_sampler_brings_no_tune_warning(tmp_path: Path, monke
     draw, slowed = _optuna._suggest, []
 
     def slow(*args):
-        if not slowed:  # one parameter's draw: past 1 s in all
-            slowed.append(time.sleep(1.1))
+        if not slowed:  # the first parameter's draw only: past 1 s in all
+            time.sleep(1.1)
+            slowed.append(args[1])
         return draw(*args)
 
     monkeypatch.setattr(_optuna, "_suggest", slow)
@@ -416,7 +417,7 @@ def test_a_slow_draw_of_the_sampler_brings_no_tune_warning(tmp_path: Path, monke
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
         config = searcher.suggest("t1")
-    assert 1e-4 <= config["cgan"]["lr_g"] <= 1e-3
+    assert slowed and 1e-4 <= config["cgan"]["lr_g"] <= 1e-3
 
 
 def test_a_trial_the_journal_holds_as_finished_is_not_reported_again(tmp_path: Path) -> None:

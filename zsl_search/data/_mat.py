@@ -30,7 +30,7 @@ def read_mat(path: str | Path, keys: Collection[str] | None = None) -> dict[str,
         path: the .mat file.
         keys: read only these variables (those the file has); None reads every one. A feature
             file's ``image_files`` cell is one string per image: in a v7.3 file each is an HDF5
-            object of its own, 9.5 s to read for CUB's 11788 images.
+            object of its own (16 s to read for AWA2's 37322 images on 2 cores).
     Returns:
         name -> value. Numeric arrays keep MATLAB's shape (a (D, N) matrix comes back (D, N));
         cell arrays of strings come back as object arrays of str.
