@@ -132,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="with --baseline: pairs of searches, order alternating")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
-    storage = args.storage or tempfile.mkdtemp(prefix="bench-quickstart-")
+    if args.storage:
+        return _run(spec, args, args.storage)
+    with tempfile.TemporaryDirectory(prefix="bench-quickstart-") as storage:  # its checkpoints: 200 MB a run
+        return _run(spec, args, storage)
+
+
+def _run(spec, args: argparse.Namespace, storage: str) -> int:
     if args.baseline:
         ray_seconds = _start_once(spec)
         print(f"Ray started and the dataset cached in {ray_seconds:.1f} s, before and outside both timed searches")
