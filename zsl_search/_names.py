@@ -1,6 +1,6 @@
 """What a search may be called, and the file naming its spec: kept free of torch and Ray, so
 commands that only read results (`leaderboard show`, `leaderboard plot`) start in well under
-a second instead of importing the models (`zsl_search.search` imports them)."""
+a second instead of importing the models (a spec's module, `zsl_search.search._spec`, imports them)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 
 from ..errors import ConfigError, DataError, SearchExists, SearchNotFound, SpecError, StorageError, warn
-from .._names import SPEC_FILE, check_search_name, searches_there as _searches_there
+from .._names import SPEC_FILE, check_search_name, searches_there
 from .._ray import init_ray as _init_ray, log_filters, signals_deferred
 from ._journal import check_journal, journal_path, settle_journal, upload_journal
 from ._running import check_not_running, clear_running, mark_running
@@ -603,7 +603,7 @@ def load_saved_spec(storage: str, name: str) -> SearchSpec:
         data = yaml.safe_load(results.read_bytes(f"{name}/{SPEC_FILE}"))
     except StorageNotFound:
         raise SearchNotFound(f"no search {name!r} under {storage} ({name}/{SPEC_FILE} not found); "
-                             f"{_searches_there(storage)}") from None
+                             f"{searches_there(storage)}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise SpecError([f"cannot read YAML: {str(e).splitlines()[0]}"], f"{storage}/{name}/{SPEC_FILE}") from None
     return parse_spec(data, source=f"{storage}/{name}/{SPEC_FILE}")
