@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
+
+from . import scratch_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feat-dim", type=int, default=2048)
     parser.add_argument("--scale", type=float, default=2.0)
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    tmp = Path(scratch_dir("bench-store-"))
     root = synthesize(tmp / "BIG", preset="demo", scale=args.scale, feat_dim=args.feat_dim, seed=1)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

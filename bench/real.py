@@ -22,9 +22,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from . import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.data, "res101.mat").is_file():
         print(f"bench.real: {args.data}/res101.mat not found; pass --data", file=sys.stderr)
         return 2
-    storage = args.storage or tempfile.mkdtemp(prefix="zsl-bench-real-")
+    storage = args.storage or scratch_dir("zsl-bench-real-")
     spec = load_spec(args.spec).override({"dataset.path": args.data, "folds": args.folds, "storage": storage,
                                           "name": "pf60-bench", "budget.trials": args.trials})
     t0 = time.perf_counter()

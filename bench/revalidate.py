@@ -19,8 +19,8 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 
+from . import scratch_dir
 from .evaluator import PF60, pf60_missing, ROOT
 
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if PF60 is None:
         return pf60_missing("bench.revalidate")
     torch.set_num_threads(1)
-    storage = tempfile.mkdtemp(prefix="bench-revalidate-")
+    storage = scratch_dir("bench-revalidate-")
     spec = load_spec(ROOT / "experiments" / "pf60.yaml").override(
         {"storage": storage, "dataset.path": str(PF60), "sampler.seed": args.sampler_seed})
     run_search(spec, progress=False)

@@ -31,10 +31,10 @@ import heapq
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from . import scratch_dir
 from .evaluator import PF60, pf60_missing, ROOT
 from .quickstart import runtime_off
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec(args.spec)
     spec = spec.override({"dataset.path": str(PF60), "budget.trials": args.trials, "budget.max_epochs": args.epochs,
                           "budget.grace_epochs": min(spec.budget.grace_epochs, args.epochs)})
-    storage = args.storage or tempfile.mkdtemp(prefix="bench-quality-")
+    storage = args.storage or scratch_dir("bench-quality-")
     arms = [*ARMS, *([RUNTIME_OFF] if args.runtime_baseline else [])]
     runs = {(arm, seed): _run(spec, arm, seed, storage) for seed in args.seeds for arm in arms}
 
