@@ -75,11 +75,12 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..search import load_spec, run_search
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError("--max-trials must be >= 1")
     _check_top(args.top)
+    from ..search import load_spec, run_search  # after the flags' checks: it imports torch (2 s)
+
     # Every spec error, the flags' included, is reported before Ray starts.
     spec = load_spec(args.spec).override({"storage": args.storage, "name": args.name,
                                           "budget.trials": args.max_trials, "dataset.defaults": args.defaults},
@@ -89,9 +90,9 @@ def run_run(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
+    _check_top(args.top)
     from ..search import resume_search
 
-    _check_top(args.top)
     result = resume_search(args.name, storage=args.storage, address=args.address)
     return print_best(result, top=args.top)
 
