@@ -26,7 +26,7 @@ BASE = {
 
 def test_the_shipped_specs_exist() -> None:
     names = {p.stem for p in EXPERIMENTS}
-    assert {"quickstart", "pf60", "awa1", "awa2", "cub", "sun", "seed-table-awa1", "seed-table-awa2", "seed-table-cub",
+    assert {"quickstart", "pf60", "awa1", "awa2", "cub", "sun", "apy", "flo", "seed-table-awa1", "seed-table-awa2", "seed-table-cub",
             "own-images"} <= names
 
 
