@@ -26,8 +26,8 @@ BASE = {
 
 def test_the_shipped_specs_exist() -> None:
     names = {p.stem for p in EXPERIMENTS}
-    assert {"quickstart", "pf60", "awa1", "awa2", "cub", "sun", "apy", "flo", "seed-table-awa1", "seed-table-awa2", "seed-table-cub",
-            "own-images"} <= names
+    assert {"quickstart", "pf60", "awa1", "awa2", "cub", "sun", "apy", "flo", "seed-table-awa1", "seed-table-awa2",
+            "seed-table-cub", "own-images"} <= names
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
