@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from . import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,13 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="with --baseline: pairs of searches, order alternating")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
-    if args.storage:
-        return _run(spec, args, args.storage)
-    with tempfile.TemporaryDirectory(prefix="bench-quickstart-") as storage:  # its checkpoints: 200 MB a run
-        return _run(spec, args, storage)
-
-
-def _run(spec, args: argparse.Namespace, storage: str) -> int:
+    storage = args.storage or scratch_dir("bench-quickstart-")  # its checkpoints: 200 MB a run
     if args.baseline:
         ray_seconds = _start_once(spec)
         print(f"Ray started and the dataset cached in {ray_seconds:.1f} s, before and outside both timed searches")
